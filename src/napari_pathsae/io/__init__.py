@@ -1,0 +1,1 @@
+"""Reading slides and Visium samples into one world frame."""

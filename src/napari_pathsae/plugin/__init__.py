@@ -1,0 +1,1 @@
+"""The napari face of napari-pathsae: reader, sample data, layer builders and dock widgets."""

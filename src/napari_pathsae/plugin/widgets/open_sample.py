@@ -1,0 +1,63 @@
+"""Dock panel: open a slide and/or a Visium sample, with an optional µm/px override."""
+
+import napari.viewer
+from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+
+from ...errors import PathsaeError
+from ...io.slides import open_slide
+from ...io.visium import open_visium
+from ..layers import LayerDataTuple, slide_layer, visium_layers
+from ..notify import report_error
+
+
+def layers_for(slide: str | None, visium: str | None, mpp: float | None, genes: list[str]) -> list[LayerDataTuple]:
+    """What the panel adds: Visium layers (over the full-res slide when given) or the slide alone."""
+    if visium:
+        return visium_layers(open_visium(visium, fullres_image=slide or None, mpp=mpp), genes)
+    if slide:
+        return [slide_layer(open_slide(slide, mpp=mpp))]
+    raise PathsaeError("choose a slide, a Visium folder/.h5ad, or both")
+
+
+class OpenSampleWidget(Container):
+    """Slide file, Visium outs/ folder (or .h5ad), µm/px override, genes to colour spots by."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._viewer = viewer
+        self.slide = FileEdit(label="Slide", mode="r", nullable=True)
+        self.visium = FileEdit(label="Visium folder", mode="d", nullable=True)
+        self.visium_h5ad = FileEdit(label="or .h5ad", mode="r", filter="*.h5ad", nullable=True)
+        self.mpp = FloatSpinBox(label="µm/px (0: metadata)", min=0.0, max=50.0, step=0.001, value=0.0)
+        self.genes = LineEdit(label="Genes", tooltip="comma-separated genes to colour spots by")
+        self.open_button = PushButton(text="Open")
+        self.status = Label(value="")
+        super().__init__(
+            widgets=[self.slide, self.visium, self.visium_h5ad, self.mpp, self.genes, self.open_button, self.status]
+        )
+        self.open_button.changed.connect(self.open)
+
+    @staticmethod
+    def _path(edit: FileEdit) -> str | None:
+        value = edit.value
+        return str(value) if value not in (None, "") and str(value) not in ("", ".") else None
+
+    def open(self) -> list:
+        """Open what the fields name and add it; a user error becomes one notification line."""
+        genes = [g.strip() for g in self.genes.value.split(",") if g.strip()]
+        visium = self._path(self.visium_h5ad) or self._path(self.visium)
+        try:
+            layers = layers_for(self._path(self.slide), visium, self.mpp.value or None, genes)
+        except PathsaeError as exc:
+            self.status.value = str(exc)
+            report_error(exc)
+            return []
+        added = []
+        for data, kwargs, kind in layers:
+            layer = getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+            added.extend(layer if isinstance(layer, list) else [layer])
+        first = layers[0][1]["metadata"]["pathsae"]
+        units = "µm" if first.get("world_mpp") else "px (µm/px unknown)"
+        self.status.value = f"opened {len(layers)} layer(s); world units: {units}"
+        if added:
+            self._viewer.reset_view()
+        return added
