@@ -10,6 +10,7 @@ happens; a working torchvision is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from types import ModuleType
@@ -28,12 +29,10 @@ def _define_missing_ops() -> None:
     import torch
 
     if _library is None:
-        _library = torch.library.Library("torchvision", "DEF")  # noqa: TOR901
+        _library = torch.library.Library("torchvision", "DEF")
     for schema in _SCHEMAS:
-        try:
+        with contextlib.suppress(RuntimeError):  # defined by an earlier call
             _library.define(schema)
-        except RuntimeError:
-            pass  # defined by an earlier call
 
 
 def _forget(prefix: str) -> None:

@@ -10,7 +10,16 @@ import tifffile
 from .frames import is_plausible_mpp
 
 _SVS_MPP = re.compile(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)")
-_UM_PER_UNIT = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "μm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+_UM_PER_UNIT = {
+    "pm": 1e-6,
+    "nm": 1e-3,
+    "µm": 1.0,
+    "um": 1.0,
+    "μm": 1.0,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+}
 _UM_PER_RESUNIT = {
     tifffile.RESUNIT.INCH: 25400.0,
     tifffile.RESUNIT.CENTIMETER: 1e4,

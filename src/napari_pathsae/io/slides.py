@@ -119,8 +119,7 @@ def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
         slide = _open_tiff(path)
     else:
         raise UnsupportedFileError(
-            f"{path.name}: not a slide or image napari-pathsae can open "
-            f"(expected one of {', '.join(SLIDE_SUFFIXES)})"
+            f"{path.name}: not a slide or image napari-pathsae can open (expected one of {', '.join(SLIDE_SUFFIXES)})"
         )
     return slide.with_mpp(mpp)
 
@@ -237,7 +236,15 @@ class _DecodedOnce:
         return self._pixels[key]
 
 
-_AS_RGB = {"P": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "PA": "RGBA", "1": "L"}
+_AS_RGB = {
+    "P": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "PA": "RGBA",
+    "1": "L",
+}
 
 
 @contextmanager

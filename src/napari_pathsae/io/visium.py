@@ -24,7 +24,14 @@ from .slides import Slide, open_slide
 
 #: Visium (v1/v2, CytAssist) capture spots are 55 µm across.
 VISIUM_SPOT_DIAMETER_UM = 55.0
-POSITION_COLUMNS = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
+POSITION_COLUMNS = [
+    "barcode",
+    "in_tissue",
+    "array_row",
+    "array_col",
+    "pxl_row_in_fullres",
+    "pxl_col_in_fullres",
+]
 _BIN_FOLDER = re.compile(r"square_(\d+)um$")
 
 
@@ -92,9 +99,7 @@ def open_visium(
         shown, kind = fullres, "fullres"
     elif kind in ("hires", "lowres"):
         px_in_fullres = 1.0 / float(scalefactors[f"tissue_{kind}_scalef"])
-    fullres_mpp, source = _fullres_mpp(
-        shown if kind == "fullres" else None, mpp, scalefactors, spot_diameter_um
-    )
+    fullres_mpp, source = _fullres_mpp(shown if kind == "fullres" else None, mpp, scalefactors, spot_diameter_um)
     if shown is not None:
         shown.mpp, shown.mpp_source = fullres_mpp, source
         if kind != "fullres" and fullres_mpp:
@@ -148,7 +153,9 @@ def _read_counts(root: Path) -> ad.AnnData:
 
 def read_positions(spatial: Path) -> pd.DataFrame:
     """Spot positions indexed by barcode, from any Space Ranger positions file."""
-    parquet, v2, v1 = (spatial / f for f in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv"))
+    parquet, v2, v1 = (
+        spatial / f for f in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv")
+    )
     try:
         if parquet.is_file():
             table = pd.read_parquet(parquet)

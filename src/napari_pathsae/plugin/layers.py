@@ -65,7 +65,10 @@ def spot_features(sample: VisiumSample, genes: Sequence[str] = ()) -> pd.DataFra
     adata = sample.adata
     totals = adata.X.sum(axis=1)
     table = pd.DataFrame(
-        {"barcode": adata.obs_names.to_numpy(), "total_counts": np.asarray(totals, dtype=float).ravel()}
+        {
+            "barcode": adata.obs_names.to_numpy(),
+            "total_counts": np.asarray(totals, dtype=float).ravel(),
+        }
     )
     if "in_tissue" in adata.obs:
         table["in_tissue"] = adata.obs["in_tissue"].to_numpy()

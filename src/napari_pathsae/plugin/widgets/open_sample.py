@@ -32,7 +32,15 @@ class OpenSampleWidget(Container):
         self.open_button = PushButton(text="Open")
         self.status = Label(value="")
         super().__init__(
-            widgets=[self.slide, self.visium, self.visium_h5ad, self.mpp, self.genes, self.open_button, self.status]
+            widgets=[
+                self.slide,
+                self.visium,
+                self.visium_h5ad,
+                self.mpp,
+                self.genes,
+                self.open_button,
+                self.status,
+            ]
         )
         self.open_button.changed.connect(self.open)
 

@@ -1,0 +1,58 @@
+"""`pathsae` CLI: summaries, one-line errors with a non-zero exit, the demo's screenshot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import HER2ST_HE, HER2ST_OUTS, SVS
+from napari_pathsae.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_pathsae.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_info_slide(capsys):
+    assert main(["info", str(SVS)]) == 0
+    out = capsys.readouterr().out
+    assert "0.4990 µm/px (Aperio MPP)" in out and "level 0: (2967, 2220, 3)" in out
+
+
+def test_info_visium_with_fullres(capsys):
+    assert main(["info", str(HER2ST_OUTS), "--fullres", str(HER2ST_HE), "--mpp", "0.69"]) == 0
+    out = capsys.readouterr().out
+    assert "B4: 283 spots x 15289 genes" in out and "0.6900 µm/px (user)" in out
+
+
+def test_user_errors_are_one_line_and_exit_non_zero(tmp_path):
+    (tmp_path / "junk.svs").write_bytes(b"\x00" * 100)
+    for args in (["info", str(tmp_path / "missing.svs")], ["info", str(tmp_path / "junk.svs")],
+                 ["info", str(SVS), "--mpp", "-3"], ["info", str(tmp_path)]):  # fmt: skip
+        result = run(*args)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith("pathsae: error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run("--debug", "info", str(tmp_path / "missing.svs"))
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_demo_writes_a_screenshot_of_the_docked_plugin(tmp_path):
+    shot = tmp_path / "demo.png"
+    result = run("demo", "--screenshot", str(shot))
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(shot))
+    assert image.shape[0] > 500 and image.shape[1] > 800
+    pink = (image[..., 0] > 150) & (image[..., 1] < 120) & (image[..., 2] > 120)  # eosin on the canvas
+    assert pink.mean() > 0.01
