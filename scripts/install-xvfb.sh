@@ -8,7 +8,7 @@ fi
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "install-xvfb: installing Xvfb and Qt's X11 libraries" >&2
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
   xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 \
   libgl1 libegl1 libgl1-mesa-dri libfontconfig1 libdbus-1-3 >/dev/null

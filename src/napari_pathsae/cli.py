@@ -58,7 +58,7 @@ def _info(args: argparse.Namespace) -> None:
 
 def _view(args: argparse.Namespace) -> None:
     from .plugin.launch import run_viewer
-    from .plugin.widgets.open_sample import layers_for
+    from .plugin.reader import layers_for
 
     layers = []
     if args.visium:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import PathsaeError
 from ..io.slides import SLIDE_SUFFIXES, open_slide
 from ..io.visium import open_visium
 from .layers import LayerDataTuple, slide_layer, visium_layers
@@ -22,6 +23,15 @@ def read_path(path: str | Path) -> list[LayerDataTuple]:
     if path.suffix.lower() == ".h5ad" or path.is_dir():
         return visium_layers(open_visium(path))
     return [slide_layer(open_slide(path))]
+
+
+def layers_for(slide: str | None, visium: str | None, mpp: float | None, genes: list[str]) -> list[LayerDataTuple]:
+    """Visium layers (over the full-resolution slide when given), or the slide alone."""
+    if visium:
+        return visium_layers(open_visium(visium, fullres_image=slide or None, mpp=mpp), genes)
+    if slide:
+        return [slide_layer(open_slide(slide, mpp=mpp))]
+    raise PathsaeError("choose a slide, a Visium folder/.h5ad, or both")
 
 
 def _read_paths(paths: str | list[str]) -> list[LayerDataTuple]:

@@ -4,19 +4,8 @@ import napari.viewer
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
 
 from ...errors import PathsaeError
-from ...io.slides import open_slide
-from ...io.visium import open_visium
-from ..layers import LayerDataTuple, slide_layer, visium_layers
 from ..notify import report_error
-
-
-def layers_for(slide: str | None, visium: str | None, mpp: float | None, genes: list[str]) -> list[LayerDataTuple]:
-    """What the panel adds: Visium layers (over the full-res slide when given) or the slide alone."""
-    if visium:
-        return visium_layers(open_visium(visium, fullres_image=slide or None, mpp=mpp), genes)
-    if slide:
-        return [slide_layer(open_slide(slide, mpp=mpp))]
-    raise PathsaeError("choose a slide, a Visium folder/.h5ad, or both")
+from ..reader import layers_for
 
 
 class OpenSampleWidget(Container):
