@@ -165,3 +165,17 @@ def test_bad_files_raise_one_clear_error(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     with pytest.raises(PathsaeError, match="not a readable image"):
         open_slide(tmp_path / "broken.png")
+
+
+def test_plain_image_is_decoded_once_on_first_read_never_at_open(monkeypatch):
+    from napari_pathsae.io import slides
+
+    decodes = []
+    original = slides._decode_flat
+    monkeypatch.setattr(slides, "_decode_flat", lambda *a: decodes.append(a) or original(*a))
+    slide = open_slide(DATA / "tiatoolbox_colon_nuclei.png")
+    assert decodes == [] and len(slide.levels) == 2
+    slide.levels[0][:10, :10].compute()
+    np.asarray(slide.levels[-1])
+    slide.levels[0][500:600].compute()
+    assert len(decodes) == 1

@@ -7,7 +7,6 @@ decoded once, on first access. A file stored with a single level gets a lazily c
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from PIL import Image
 
 from ..errors import PathsaeError, UnsupportedFileError
 from .frames import WorldFrame, is_plausible_mpp
-from .pyramid import computed_pyramid, level_chunks
+from .pyramid import Memoised, computed_pyramid, in_memory_pyramid, level_chunks
 from .resolution import dpi_mpp, first_plausible, tiff_mpp
 
 TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".btf", ".tf8", ".scn", ".bif")
@@ -102,9 +101,9 @@ class Slide:
         if array.ndim not in (2, 3):
             raise PathsaeError(f"expected a 2-D or RGB image, got an array of shape {array.shape}")
         axes = "YX" if array.ndim == 2 else "YXS"
-        level0 = da.from_array(array, chunks=level_chunks(array.shape, array.shape, (0, 1)))
+        levels = in_memory_pyramid(Memoised(array.shape, array.dtype, lambda: array))
         mpp, source = first_plausible([(mpp, "user")])
-        return cls(path, computed_pyramid(level0, (0, 1)), axes, mpp, source, "array", "computed")
+        return cls(path, levels, axes, mpp, source, "array", "computed")
 
 
 def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
@@ -219,23 +218,6 @@ def _to_display_axes(level: da.Array, axes: str, notes: list[str]) -> da.Array:
     return level.transpose([kept.index(a) for a in target])
 
 
-class _DecodedOnce:
-    """Array-like over a plain image file: shape from the header, pixels decoded on first read."""
-
-    def __init__(self, path: Path, shape: tuple[int, ...], mode: str):
-        self.path, self.shape, self.mode = path, shape, mode
-        self.dtype = np.dtype(np.uint16 if mode.startswith("I;16") else np.uint8)
-        self.ndim = len(shape)
-        self._pixels: np.ndarray | None = None
-        self._lock = threading.Lock()
-
-    def __getitem__(self, key):
-        with self._lock:
-            if self._pixels is None:
-                self._pixels = _decode_flat(self.path, self.mode)
-        return self._pixels[key]
-
-
 _AS_RGB = {
     "P": "RGB",
     "CMYK": "RGB",
@@ -284,8 +266,8 @@ def _decode_flat(path: Path, mode: str) -> np.ndarray:
 
 def _open_flat(path: Path) -> Slide:
     shape, mode, dpi = _flat_header(path)
-    lazy = _DecodedOnce(path, shape, mode)
-    level0 = da.from_array(lazy, chunks=level_chunks(shape, shape, (0, 1)), asarray=False)
+    dtype = np.uint16 if mode.startswith("I;16") else np.uint8
+    level0 = Memoised(shape, dtype, lambda: _decode_flat(path, mode))
     axes = "YX" if len(shape) == 2 else "YXS"
     mpp, source = first_plausible([(dpi_mpp(dpi), "dpi")])
-    return Slide(path, computed_pyramid(level0, (0, 1)), axes, mpp, source, "pillow", "computed")
+    return Slide(path, in_memory_pyramid(level0), axes, mpp, source, "pillow", "computed")

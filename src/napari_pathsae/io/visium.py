@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,22 +133,29 @@ def _spatial_root(path: Path, bin_size_um: int | None) -> Path:
     raise PathsaeError(f"{path}: no spatial/ folder; expected a Space Ranger outs/ folder")
 
 
+@contextmanager
+def _reading(what: str, where: Path) -> Iterator[None]:
+    """Any failure of a third-party reader becomes one PathsaeError line naming the file."""
+    try:
+        yield
+    except PathsaeError:
+        raise
+    except Exception as exc:
+        raise PathsaeError(f"{where}: cannot read {what} ({exc})") from None
+
+
 def _read_counts(root: Path) -> ad.AnnData:
     import scanpy as sc  # heavy; imported only when a sample is opened
 
     h5 = root / "filtered_feature_bc_matrix.h5"
     mex = root / "filtered_feature_bc_matrix"
-    try:
+    with _reading("the count matrix", root):
         if h5.is_file():
             adata = sc.read_10x_h5(h5)
         elif mex.is_dir():
             adata = sc.read_10x_mtx(mex, var_names="gene_symbols", make_unique=True)
         else:
             raise PathsaeError(f"{root}: no filtered_feature_bc_matrix.h5 or filtered_feature_bc_matrix/")
-    except PathsaeError:
-        raise
-    except Exception as exc:
-        raise PathsaeError(f"{root}: cannot read the count matrix ({exc})") from None
     adata.var_names_make_unique()
     return adata
 
@@ -156,7 +165,7 @@ def read_positions(spatial: Path) -> pd.DataFrame:
     parquet, v2, v1 = (
         spatial / f for f in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv")
     )
-    try:
+    with _reading("the spot positions", spatial):
         if parquet.is_file():
             table = pd.read_parquet(parquet)
         elif v2.is_file():
@@ -165,10 +174,6 @@ def read_positions(spatial: Path) -> pd.DataFrame:
             table = pd.read_csv(v1, header=None, names=POSITION_COLUMNS)
         else:
             raise PathsaeError(f"{spatial}: no tissue_positions file")
-    except PathsaeError:
-        raise
-    except Exception as exc:
-        raise PathsaeError(f"{spatial}: cannot read the spot positions ({exc})") from None
     missing = set(POSITION_COLUMNS) - set(table.columns)
     if missing:
         raise PathsaeError(f"{spatial}: positions file lacks columns {sorted(missing)}")
@@ -242,10 +247,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_h5ad(path: Path):
-    try:
+    with _reading("the .h5ad", path):
         adata = ad.read_h5ad(path)
-    except Exception as exc:
-        raise PathsaeError(f"{path.name}: not a readable .h5ad ({exc})") from None
     spatial = adata.uns.get("spatial")
     if "spatial" not in adata.obsm or not isinstance(spatial, dict) or not spatial:
         raise PathsaeError(f"{path.name}: no obsm['spatial'] and uns['spatial'] (not a spatial sample)")
