@@ -45,6 +45,29 @@ class Slide:
     pyramid: str  # "file" (levels stored in the file) or "computed"
     notes: list[str] = field(default_factory=list)
     _handle: object | None = field(default=None, repr=False)
+    #: Stored levels as array-likes sliced directly (zarr / in-memory): what tiling reads from.
+    sources: list = field(default_factory=list, repr=False)
+
+    @property
+    def stored_levels(self) -> int:
+        """How many levels the file itself holds (1 when the pyramid was computed)."""
+        return len(self.sources) if self.sources else 1
+
+    def downsample(self, level: int) -> float:
+        """Level-0 pixels per pixel of ``level`` (along x)."""
+        x = self.yx_axes[1]
+        return self.levels[0].shape[x] / self.levels[level].shape[x]
+
+    def read_region(self, level: int, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """(height, width[, S]) pixels of a stored level; outside the image is white (or 0)."""
+        source = self.sources[level] if self.sources else self.levels[level]
+        h, w = self.levels[level].shape[self.yx_axes[0]], self.levels[level].shape[self.yx_axes[1]]
+        y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + height, h), min(left + width, w)
+        fill = np.iinfo(self.levels[0].dtype).max if np.issubdtype(self.levels[0].dtype, np.integer) else 1.0
+        out = np.full((height, width, *self.levels[0].shape[2:]), fill, dtype=self.levels[0].dtype)
+        if y1 > y0 and x1 > x0:
+            out[y0 - top : y1 - top, x0 - left : x1 - left] = np.asarray(source[y0:y1, x0:x1])
+        return out
 
     @property
     def rgb(self) -> bool:
@@ -101,9 +124,9 @@ class Slide:
         if array.ndim not in (2, 3):
             raise PathsaeError(f"expected a 2-D or RGB image, got an array of shape {array.shape}")
         axes = "YX" if array.ndim == 2 else "YXS"
-        levels = in_memory_pyramid(Memoised(array.shape, array.dtype, lambda: array))
+        level0 = Memoised(array.shape, array.dtype, lambda: array)
         mpp, source = first_plausible([(mpp, "user")])
-        return cls(path, levels, axes, mpp, source, "array", "computed")
+        return cls(path, in_memory_pyramid(level0), axes, mpp, source, "array", "computed", sources=[level0])
 
 
 def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
@@ -141,6 +164,8 @@ def _open_tiff(path: Path) -> Slide:
         levels = [_level_array(owner, index, notes) for owner, index in owners]
         base = tif.series[0]
         axes = _display_axes(base.axes, base.shape, base.dtype)
+        direct = base.axes in ("YX", "YXS")  # zarr arrays already in display order
+        sources = [zarr.open_array(o.aszarr(level=i), mode="r") for o, i in owners] if direct else []
         mpp, source = tiff_mpp(tif)
     except PathsaeError:
         tif.close()
@@ -152,7 +177,7 @@ def _open_tiff(path: Path) -> Slide:
     if len(levels) == 1:
         levels = computed_pyramid(levels[0], (axes.index("Y"), axes.index("X")))
         pyramid = "computed"
-    return Slide(path, levels, axes, mpp, source, "tifffile", pyramid, notes, tif)
+    return Slide(path, levels, axes, mpp, source, "tifffile", pyramid, notes, tif, sources)
 
 
 def _level_owners(tif: tifffile.TiffFile) -> list[tuple[tifffile.TiffPageSeries, int]]:
@@ -270,4 +295,4 @@ def _open_flat(path: Path) -> Slide:
     level0 = Memoised(shape, dtype, lambda: _decode_flat(path, mode))
     axes = "YX" if len(shape) == 2 else "YXS"
     mpp, source = first_plausible([(dpi_mpp(dpi), "dpi")])
-    return Slide(path, in_memory_pyramid(level0), axes, mpp, source, "pillow", "computed")
+    return Slide(path, in_memory_pyramid(level0), axes, mpp, source, "pillow", "computed", sources=[level0])

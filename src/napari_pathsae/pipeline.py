@@ -1,0 +1,154 @@
+"""Embedding orchestration: tiles → encoder → store, with reading overlapped with compute and progress events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .encoders import Encoder
+from .io.slides import open_slide
+from .store import TileStore, content_fingerprint
+from .tiles import TileGeometry, read_tiles, tile_grid
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: the CLI prints it, the napari widgets show it."""
+
+    slide: str
+    done: int
+    total: int
+    elapsed_s: float
+    tiles_per_s: float
+
+    @property
+    def eta_s(self) -> float:
+        return (self.total - self.done) / self.tiles_per_s if self.tiles_per_s > 0 else float("nan")
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    geometry: TileGeometry = TileGeometry()
+    batch_size: int = 32
+    layers: tuple[int, ...] = ()  # intermediate blocks (1-based) whose CLS token is stored too
+    patch_tokens: bool = False
+    slide_mpp: float | None = None  # overrides the slide's metadata
+    visium: str | None = None  # Space Ranger folder of the same section, kept in provenance
+
+
+def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[int, ...]]:
+    widths = {"pooled": (encoder.width,)}
+    for layer in options.layers:
+        widths[f"layer_{layer}"] = (int(encoder.model.num_features),)
+    if options.patch_tokens:
+        size = encoder.input_size // encoder.model.patch_embed.patch_size[0]
+        widths["patch_tokens"] = (size * size, int(encoder.model.num_features))
+    return widths
+
+
+def embed_slide(
+    slide_path: str | Path,
+    store_path: str | Path,
+    encoder: Encoder,
+    options: EmbedOptions = EmbedOptions(),
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Embed every tissue tile of one slide into its store (resuming a killed run); returns the summary."""
+    start = time.perf_counter()
+    slide = open_slide(slide_path, mpp=options.slide_mpp)
+    grid = tile_grid(slide, options.geometry)
+    identity = {
+        "slide_fingerprint": content_fingerprint(Path(slide_path)),
+        "encoder_spec": encoder.spec,
+        "encoder_weights_sha256": encoder.weights_sha256,
+        "geometry": options.geometry.to_dict(),
+        "slide_mpp": slide.mpp,
+        "outputs": sorted(output_widths(encoder, options)),
+    }
+    provenance = {
+        "slide_path": str(Path(slide_path).resolve()),
+        "slide_mpp": slide.mpp,
+        "slide_mpp_source": slide.mpp_source,
+        "slide_shape_yx": list(slide.shape_yx),
+        "tile_side_level0_px": grid.side0,
+        "read_level": grid.read_level,
+        "encoder": encoder.provenance(),
+        "geometry": options.geometry.to_dict(),
+        "visium": options.visium,
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    store = TileStore.create_or_resume(
+        store_path,
+        identity,
+        provenance,
+        grid.coords,
+        grid.tissue_fraction,
+        grid.grid_index,
+        output_widths(encoder, options),
+    )
+    pending = store.pending_chunks()
+    slices = store.chunk_slices()
+    total = len(grid)
+    done = total - sum(slices[i].stop - slices[i].start for i in pending)
+    computed = 0
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        read = lambda i: read_tiles(slide, grid, np.arange(slices[i].start, slices[i].stop))  # noqa: E731
+        upcoming = reader.submit(read, pending[0]) if pending else None
+        for position, chunk in enumerate(pending):
+            tiles = upcoming.result()
+            if position + 1 < len(pending):
+                upcoming = reader.submit(read, pending[position + 1])  # read the next while computing
+            outputs = _embed_batches(encoder, tiles, options)
+            store.write_chunk(chunk, outputs)
+            done += len(tiles)
+            computed += len(tiles)
+            if progress:
+                elapsed = time.perf_counter() - start
+                progress(Progress(Path(slide_path).name, done, total, elapsed, computed / max(elapsed, 1e-9)))
+    seconds = time.perf_counter() - start
+    summary = {
+        "slide": str(slide_path),
+        "store": str(store_path),
+        "tiles": total,
+        "computed": computed,
+        "seconds": round(seconds, 3),
+        "tiles_per_s": round(computed / seconds, 2) if computed else 0.0,
+        "device": str(encoder.device),
+        "dtype": str(encoder.dtype).removeprefix("torch."),
+        "batch_size": options.batch_size,
+        "random_init": encoder.random_init,
+    }
+    store.mark_complete(summary)
+    slide.close()
+    return summary
+
+
+def _embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = {}
+    for begin in range(0, len(tiles), options.batch_size):
+        batch = encoder.embed(tiles[begin : begin + options.batch_size], options.layers, options.patch_tokens)
+        for name, values in batch.items():
+            parts.setdefault(name, []).append(values)
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def summary_line(summary: dict) -> str:
+    """The one line `pathsae embed` ends with."""
+    warning = ", RANDOM-INIT encoder weights" if summary["random_init"] else ""
+    return (
+        f"{Path(summary['slide']).name}: {summary['tiles']} tiles ({summary['computed']} computed) in "
+        f"{summary['seconds']:.1f} s, {summary['tiles_per_s']:.1f} tiles/s, device {summary['device']}, "
+        f"dtype {summary['dtype']}, batch {summary['batch_size']}{warning}"
+    )

@@ -1,0 +1,194 @@
+"""The zarr store of one slide and encoder: tiles, embeddings, SAE activations and provenance.
+
+Layout (zarr v3 group)::
+
+    attrs: format, identity (what must match to reuse the store), provenance, complete, summary
+    coords            (N, 2) int64   level-0 (x, y) of each tile's top-left corner (TRIDENT's coords)
+    tissue_fraction   (N,)   float32
+    grid_index        (N, 2) int32   (row, col) in the tile grid
+    embeddings/<name> (N, D) float32 "pooled", "layer_6"…; "patch_tokens" (N, P, D) float16
+    activations/<sae> (N, F) float32
+    done              (C,)   bool    one flag per chunk of CHUNK_TILES tiles, set after its data
+
+A run writes a chunk's arrays before its flag, so a killed run redoes at most one chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import __version__
+from .errors import PathsaeError
+
+FORMAT = "napari-pathsae/tiles-v1"
+CHUNK_TILES = 512
+
+
+def content_fingerprint(path: Path, window: int = 4 << 20) -> str:
+    """sha256 of the file size, its first and its last 4 MiB: cheap on multi-GB slides, changes with content."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(window))
+        if size > window:
+            f.seek(max(size - window, window))
+            digest.update(f.read(window))
+    return digest.hexdigest()
+
+
+@dataclass
+class TileStore:
+    """Handle on a store; create with ``TileStore.create_or_resume`` or open with ``TileStore.open``."""
+
+    path: Path
+    root: zarr.Group
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> TileStore:
+        path = Path(path)
+        if not path.is_dir():
+            raise PathsaeError(f"no store at {path}")
+        try:
+            root = zarr.open_group(str(path), mode=mode)
+        except Exception as exc:
+            raise PathsaeError(f"{path}: not a readable store ({exc})") from None
+        if root.attrs.get("format") != FORMAT:
+            raise PathsaeError(f"{path}: not a napari-pathsae store")
+        return cls(path, root)
+
+    @classmethod
+    def create_or_resume(
+        cls,
+        path: str | Path,
+        identity: dict,
+        provenance: dict,
+        coords: np.ndarray,
+        tissue_fraction: np.ndarray,
+        grid_index: np.ndarray,
+        widths: dict[str, tuple[int, ...]],
+    ) -> TileStore:
+        """A new store, or the existing one when it was made from the same slide, encoder and geometry."""
+        path = Path(path)
+        identity = json.loads(json.dumps(identity))  # as it will read back
+        if path.exists():
+            store = cls.open(path, mode="r+")
+            if store.identity != identity:
+                changed = sorted(k for k in identity if store.identity.get(k) != identity[k])
+                raise PathsaeError(f"{path} was made with a different {', '.join(changed)}; choose another output")
+            return store
+        root = zarr.open_group(str(path), mode="w-")
+        n = len(coords)
+        root.create_array("coords", data=np.asarray(coords, np.int64), chunks=(CHUNK_TILES, 2))
+        root.create_array("tissue_fraction", data=np.asarray(tissue_fraction, np.float32), chunks=(CHUNK_TILES,))
+        root.create_array("grid_index", data=np.asarray(grid_index, np.int32), chunks=(CHUNK_TILES, 2))
+        group = root.create_group("embeddings")
+        for name, shape in widths.items():
+            dtype = np.float16 if name == "patch_tokens" else np.float32
+            group.create_array(name, shape=(n, *shape), chunks=(CHUNK_TILES, *shape), dtype=dtype, fill_value=np.nan)
+        root.create_group("activations")
+        root.create_array("done", shape=(max(1, -(-n // CHUNK_TILES)),), chunks=(4096,), dtype=bool, fill_value=False)
+        root.attrs.update(
+            {
+                "format": FORMAT,
+                "identity": identity,
+                "provenance": provenance,
+                "complete": False,
+                "version": __version__,
+            }
+        )
+        return cls(path, root)
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def identity(self) -> dict:
+        return dict(self.root.attrs["identity"])
+
+    @property
+    def provenance(self) -> dict:
+        return dict(self.root.attrs["provenance"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.root.attrs.get("complete", False))
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.root["coords"].shape[0])
+
+    @property
+    def coords(self) -> np.ndarray:
+        return self.root["coords"][:]
+
+    @property
+    def tissue_fraction(self) -> np.ndarray:
+        return self.root["tissue_fraction"][:]
+
+    @property
+    def tile_side0(self) -> float:
+        return float(self.provenance["tile_side_level0_px"])
+
+    @property
+    def slide_mpp(self) -> float:
+        return float(self.provenance["slide_mpp"])
+
+    def embedding_names(self) -> list[str]:
+        return sorted(self.root["embeddings"].array_keys())
+
+    def embeddings(self, name: str = "pooled") -> zarr.Array:
+        if name not in self.embedding_names():
+            raise PathsaeError(f"{self.path}: no embeddings {name!r} (has {', '.join(self.embedding_names())})")
+        return self.root["embeddings"][name]
+
+    def activation_names(self) -> list[str]:
+        return sorted(self.root["activations"].array_keys())
+
+    def activations(self, name: str | None = None) -> zarr.Array:
+        names = self.activation_names()
+        if not names:
+            raise PathsaeError(f"{self.path}: no SAE activations yet (run `pathsae encode STORE --sae DIR`)")
+        if name is None:
+            if len(names) > 1:
+                raise PathsaeError(f"{self.path}: several SAEs ({', '.join(names)}); name one")
+            name = names[0]
+        if name not in names:
+            raise PathsaeError(f"{self.path}: no activations {name!r} (has {', '.join(names)})")
+        return self.root["activations"][name]
+
+    # --- writing ------------------------------------------------------------------------------
+    def chunk_slices(self) -> list[slice]:
+        n = self.n_tiles
+        return [slice(i, min(i + CHUNK_TILES, n)) for i in range(0, n, CHUNK_TILES)]
+
+    def pending_chunks(self) -> list[int]:
+        done = self.root["done"][:]
+        return [i for i in range(len(self.chunk_slices())) if not done[i]]
+
+    def write_chunk(self, index: int, outputs: dict[str, np.ndarray]) -> None:
+        """Write one chunk's embeddings, then flag it done."""
+        rows = self.chunk_slices()[index]
+        for name, values in outputs.items():
+            self.root["embeddings"][name][rows] = values
+        self.root["done"][index] = True
+
+    def mark_complete(self, summary: dict) -> None:
+        self.root.attrs.update(
+            {"complete": True, "summary": summary, "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        )
+
+    def write_activations(self, name: str, values: np.ndarray, sae_provenance: dict) -> None:
+        """Replace the activations of one SAE (written whole, then described)."""
+        group = self.root["activations"]
+        if name in group:
+            del group[name]
+        array = group.create_array(name, shape=values.shape, chunks=(CHUNK_TILES, values.shape[1]), dtype=np.float32)
+        array[:] = values
+        array.attrs.update({"sae": sae_provenance})

@@ -1,0 +1,218 @@
+"""Tissue detection on a low-resolution level and the tile grid at a target resolution.
+
+Tile coordinates are kept in level-0 pixels, (x, y) of the top-left corner (TRIDENT's `coords`);
+µm follow from the slide's µm/px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+from skimage.morphology import remove_small_holes, remove_small_objects
+
+from .errors import PathsaeError
+from .io.frames import is_plausible_mpp
+from .io.slides import Slide
+
+#: The tissue mask is computed on the coarsest level whose longest side is at least this.
+MASK_MIN_SIDE = 1024
+#: Saturation bounds for the Otsu threshold: glass is below 0.03, stained tissue above 0.15.
+SATURATION_BOUNDS = (0.03, 0.15)
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Tiles of ``tile_px`` pixels at ``mpp`` µm/px; tiles with less tissue than ``min_tissue`` are dropped."""
+
+    tile_px: int = 224
+    mpp: float = 0.5
+    min_tissue: float = 0.25
+
+    @property
+    def tile_um(self) -> float:
+        return self.tile_px * self.mpp
+
+    @classmethod
+    def from_options(
+        cls,
+        tile_um: float | None = None,
+        tile_px: int | None = None,
+        mpp: float | None = None,
+        min_tissue: float = 0.25,
+    ) -> TileGeometry:
+        """``--tile-um`` (with 224 px) or ``--tile-px`` + ``--mpp``; the default is 224 px at 0.5 µm/px."""
+        if tile_um is not None and mpp is not None:
+            raise PathsaeError("give either --tile-um or --tile-px with --mpp, not both")
+        px = int(tile_px or 224)
+        if px < 16 or px > 4096:
+            raise PathsaeError(f"tile size {px} px is outside 16-4096")
+        target = mpp if mpp is not None else (tile_um / px if tile_um is not None else 0.5)
+        if not is_plausible_mpp(target):
+            raise PathsaeError(f"tile resolution {target} µm/px is not plausible")
+        if not 0 <= min_tissue <= 1:
+            raise PathsaeError(f"minimum tissue fraction {min_tissue} is outside 0-1")
+        return cls(px, float(target), float(min_tissue))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "tile_um": self.tile_um}
+
+
+@dataclass
+class TileGrid:
+    """Tiles kept on tissue: level-0 (x, y) top-left corners, side, tissue fraction, read level."""
+
+    coords: np.ndarray  # (N, 2) int64, level-0 px (x, y)
+    side0: float  # tile side in level-0 px
+    tissue_fraction: np.ndarray  # (N,) float32
+    geometry: TileGeometry
+    slide_mpp: float
+    read_level: int  # the stored level tiles are read from
+    grid_shape: tuple[int, int]  # rows, cols of the full grid
+    grid_index: np.ndarray  # (N, 2) int (row, col) in the grid
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    @property
+    def centres_xy(self) -> np.ndarray:
+        return self.coords + self.side0 / 2
+
+    @property
+    def coords_um(self) -> np.ndarray:
+        return self.coords * self.slide_mpp
+
+
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation in [0, 1] of an (H, W, 3+) image."""
+    rgb = rgb[..., :3].astype(np.float32)
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    return np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+
+
+def mask_level(slide: Slide) -> int:
+    """The coarsest level (stored or computed) whose longest side is still ≥ MASK_MIN_SIDE."""
+    y, x = slide.yx_axes
+    candidates = [i for i, lv in enumerate(slide.levels) if max(lv.shape[y], lv.shape[x]) >= MASK_MIN_SIDE]
+    return candidates[-1] if candidates else 0
+
+
+def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
+    """Boolean tissue mask (Otsu on blurred saturation, cleaned) and its level-0 px per mask px."""
+    level = mask_level(slide)
+    image = np.asarray(slide.levels[level])
+    if slide.axes == "CYX":
+        image = np.moveaxis(image, 0, -1)
+    if image.ndim == 3 and image.shape[-1] >= 3:
+        signal = ndimage.gaussian_filter(saturation(image), 1.0)
+        bounds = SATURATION_BOUNDS
+    else:  # greyscale: tissue is darker than glass
+        grey = image if image.ndim == 2 else image[..., 0]
+        signal = 1.0 - ndimage.gaussian_filter(grey.astype(np.float32) / max(float(grey.max()), 1.0), 1.0)
+        bounds = (0.05, 0.5)
+    threshold = threshold_otsu(signal) if np.ptp(signal) > 0 else bounds[1]
+    mask = signal > float(np.clip(threshold, *bounds))
+    mask = ndimage.binary_opening(mask, iterations=1)
+    min_area = max(16, mask.size // 20000)
+    mask = remove_small_holes(remove_small_objects(mask, max_size=min_area), max_size=min_area * 4)
+    return mask, slide.downsample(level)
+
+
+def _fractions(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, side: float) -> np.ndarray:
+    """Mean of ``mask`` over squares (level-0 units already divided to mask px) via a summed-area table."""
+    table = np.pad(mask.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    h, w = mask.shape
+    c0 = np.clip(np.floor(x0).astype(int), 0, w)
+    r0 = np.clip(np.floor(y0).astype(int), 0, h)
+    c1 = np.clip(np.ceil(x0 + side).astype(int), 0, w)
+    r1 = np.clip(np.ceil(y0 + side).astype(int), 0, h)
+    area = np.maximum((r1 - r0) * (c1 - c0), 1)
+    inside = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    full_area = np.maximum(np.ceil(side) ** 2, 1)
+    return (inside / np.maximum(area, full_area)).astype(np.float32)
+
+
+def read_level_for(slide: Slide, target_mpp: float) -> int:
+    """The coarsest stored level still at or finer than ``target_mpp`` (level 0 if none is)."""
+    best = 0
+    for level in range(slide.stored_levels):
+        if slide.mpp * slide.downsample(level) <= target_mpp * 1.001:
+            best = level
+    return best
+
+
+def tile_grid(slide: Slide, geometry: TileGeometry, mask: tuple[np.ndarray, float] | None = None) -> TileGrid:
+    """Non-overlapping tiles from the slide's origin, kept where tissue ≥ ``geometry.min_tissue``."""
+    if slide.mpp is None:
+        raise PathsaeError(
+            f"{slide.path.name if slide.path else 'slide'}: resolution unknown; pass the slide's µm/px (--slide-mpp)"
+        )
+    side0 = geometry.tile_um / slide.mpp
+    height, width = slide.shape_yx
+    rows, cols = int(height // side0), int(width // side0)
+    if rows == 0 or cols == 0:
+        raise PathsaeError(f"the slide ({width}x{height} px) is smaller than one {geometry.tile_um:g} µm tile")
+    grid_r, grid_c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    grid_r, grid_c = grid_r.ravel(), grid_c.ravel()
+    x0, y0 = grid_c * side0, grid_r * side0
+    tissue, per_px = mask if mask is not None else tissue_mask(slide)
+    fractions = _fractions(tissue, x0 / per_px, y0 / per_px, side0 / per_px)
+    keep = fractions >= geometry.min_tissue
+    coords = np.stack([np.round(x0[keep]), np.round(y0[keep])], axis=1).astype(np.int64)
+    return TileGrid(
+        coords, side0, fractions[keep], geometry, slide.mpp, read_level_for(slide, geometry.mpp),
+        (rows, cols), np.stack([grid_r[keep], grid_c[keep]], axis=1),
+    )  # fmt: skip
+
+
+#: Tiles of one grid row read as one region, at most this many side by side.
+RUN_TILES = 16
+
+
+def read_tiles(slide: Slide, grid: TileGrid, indices: np.ndarray) -> np.ndarray:
+    """(n, tile_px, tile_px, 3) uint8 pixels of the tiles ``indices``, in that order.
+
+    Consecutive tiles of a grid row are read as one region from the read level (so each stored
+    tile is decoded about once) and resampled with PIL from exact float boxes (no rounding drift).
+    """
+    from PIL import Image
+
+    px = grid.geometry.tile_px
+    level = grid.read_level
+    scale = slide.downsample(level)
+    side = grid.side0 / scale  # tile side at the read level, float
+    out = np.empty((len(indices), px, px, 3), dtype=np.uint8)
+    order = np.lexsort((grid.grid_index[indices, 1], grid.grid_index[indices, 0]))
+    start = 0
+    while start < len(order):
+        row, col = grid.grid_index[indices[order[start]]]
+        stop = start + 1
+        while (
+            stop < len(order)
+            and stop - start < RUN_TILES
+            and tuple(grid.grid_index[indices[order[stop]]]) == (row, col + stop - start)
+        ):
+            stop += 1
+        top, left = row * side, col * side
+        y0, x0 = int(np.floor(top)), int(np.floor(left))
+        region = slide.read_region(
+            level, y0, x0, int(np.ceil(top + side)) - y0 + 1, int(np.ceil(left + (stop - start) * side)) - x0 + 1
+        )
+        band = Image.fromarray(_as_rgb8(region))
+        for k in range(stop - start):
+            box = (left - x0 + k * side, top - y0, left - x0 + (k + 1) * side, top - y0 + side)
+            out[order[start + k]] = np.asarray(band.resize((px, px), Image.Resampling.BILINEAR, box=box))
+        start = stop
+    return out
+
+
+def _as_rgb8(region: np.ndarray) -> np.ndarray:
+    """Any slide pixels as (H, W, 3) uint8: greyscale repeated, 16-bit scaled, alpha dropped."""
+    if region.dtype != np.uint8:
+        high = float(np.iinfo(region.dtype).max) if np.issubdtype(region.dtype, np.integer) else 1.0
+        region = np.clip(region.astype(np.float32) / high * 255.0, 0, 255).astype(np.uint8)
+    if region.ndim == 2:
+        region = np.repeat(region[..., None], 3, axis=-1)
+    return np.ascontiguousarray(region[..., :3])
