@@ -60,7 +60,7 @@ PRESETS: dict[str, EncoderPreset] = {
             "dynamic_img_size": True,
             **_SWIGLU,
         },
-    ),  # fmt: skip
+    ),
     "virchow": EncoderPreset(
         "vit_huge_patch14_224", "hf-hub:paige-ai/Virchow", kwargs={"init_values": 1e-5, **_SWIGLU}, pooling="cls+mean"
     ),
@@ -69,21 +69,21 @@ PRESETS: dict[str, EncoderPreset] = {
         "hf-hub:paige-ai/Virchow2",
         kwargs={"init_values": 1e-5, "reg_tokens": 4, **_SWIGLU},
         pooling="cls+mean",
-    ),  # fmt: skip
+    ),
     "h-optimus-0": EncoderPreset(
         "vit_giant_patch14_reg4_dinov2",
         "hf-hub:bioptimus/H-optimus-0",
         mean=(0.707223, 0.578729, 0.703617),
         std=(0.211883, 0.230117, 0.177517),
         kwargs={"init_values": 1e-5},
-    ),  # fmt: skip
+    ),
     "h-optimus-1": EncoderPreset(
         "vit_giant_patch14_reg4_dinov2",
         "hf-hub:bioptimus/H-optimus-1",
         mean=(0.707223, 0.578729, 0.703617),
         std=(0.211883, 0.230117, 0.177517),
         kwargs={"init_values": 1e-5},
-    ),  # fmt: skip
+    ),
     "gigapath": EncoderPreset("vit_giant_patch14_dinov2", "hf-hub:prov-gigapath/prov-gigapath"),
 }
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -279,8 +279,8 @@ def load_encoder(
         missing, unexpected = model.load_state_dict(_load_checkpoint(path), strict=False)
         if missing or unexpected:
             raise PathsaeError(
-                f"{path.name} does not fit {preset.architecture}: {len(missing)} missing, {len(unexpected)} unexpected keys"
-                f" (e.g. {(missing or unexpected)[0]})"
+                f"{path.name} does not fit {preset.architecture}: {len(missing)} missing, "
+                f"{len(unexpected)} unexpected keys (e.g. {(missing or unexpected)[0]})"
             )
         name = preset.architecture
     else:

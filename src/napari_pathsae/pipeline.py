@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    geometry: TileGeometry = TileGeometry()
+    geometry: TileGeometry = field(default_factory=TileGeometry)
     batch_size: int = 32
     layers: tuple[int, ...] = ()  # intermediate blocks (1-based) whose CLS token is stored too
     patch_tokens: bool = False
