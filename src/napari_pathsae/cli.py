@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -27,10 +28,224 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--genes", nargs="*", default=[], help="genes to colour spots by")
     view.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
 
+    _engine_commands(commands)
+
     demo = commands.add_parser("demo", help="napari with the plugin and the embedded sample slide")
     demo.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
     demo.add_argument("--sample", default="skin_slide", choices=["skin_slide", "visium_heart"])
     return parser
+
+
+def _engine_commands(commands) -> None:
+    embed = commands.add_parser("embed", help="tile slides and store encoder embeddings (resumable)")
+    embed.add_argument("slides", type=Path, nargs="+")
+    embed.add_argument("-o", "--output", type=Path, required=True, help="store (one slide) or folder of stores")
+    embed.add_argument(
+        "--encoder", default="vit_small_patch16_224", help="preset, timm name, hf-hub:ORG/NAME or checkpoint"
+    )
+    embed.add_argument("--arch", help="timm architecture of a checkpoint (or a preset name)")
+    embed.add_argument("--tile-um", type=float, help="tile side in µm (224 px; default 112 µm)")
+    embed.add_argument("--tile-px", type=int, help="tile side in pixels (with --mpp)")
+    embed.add_argument("--mpp", type=float, help="µm/px of the tiles (with --tile-px)")
+    embed.add_argument("--min-tissue", type=float, default=0.25, help="minimum tissue fraction of a kept tile")
+    embed.add_argument("--slide-mpp", type=float, help="µm/px of the slide when its metadata lacks it")
+    embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    embed.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument(
+        "--layers", type=int, nargs="*", default=[], help="also store these blocks' CLS tokens (1-based)"
+    )
+    embed.add_argument("--patch-tokens", action="store_true", help="also store patch tokens (float16)")
+    embed.add_argument("--visium", type=Path, help="Space Ranger outs/ of the same section")
+    embed.add_argument(
+        "--scheduler", help="dask.distributed scheduler address (default: a LocalCluster for several slides)"
+    )
+    embed.add_argument("--workers", type=int, help="LocalCluster workers")
+    embed.add_argument("--seed", type=int, default=0, help="seed of a random-init encoder")
+
+    train = commands.add_parser("train", help="train an SAE on stored embeddings")
+    train.add_argument("stores", type=Path, nargs="+")
+    train.add_argument(
+        "-o", "--output", type=Path, required=True, help="SAE folder (cfg.json + sae_weights.safetensors)"
+    )
+    train.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
+    train.add_argument("--expansion", type=int, default=8)
+    train.add_argument("--k", type=int, default=32)
+    train.add_argument("--l1", type=float, default=1e-2, help="L1 coefficient (relu)")
+    train.add_argument("--l0", type=float, default=3e-3, help="L0 coefficient (jumprelu)")
+    train.add_argument("--layer", default="pooled", help="pooled, or a block number stored with --layers")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--samples", type=int, default=300_000, help="inputs seen in training")
+    train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+    encode = commands.add_parser("encode", help="SAE activations of a store's embeddings")
+    encode.add_argument("store", type=Path)
+    encode.add_argument("--sae", type=Path, required=True)
+    encode.add_argument("--name", help="name of the activations in the store (default: the SAE folder's)")
+
+    correlate = commands.add_parser("correlate", help="correlate SAE features with Visium genes over spots")
+    correlate.add_argument("store", type=Path)
+    correlate.add_argument("--visium", type=Path, required=True)
+    correlate.add_argument("-o", "--output", type=Path, required=True)
+    correlate.add_argument("--genes", nargs="*", help="genes to test (default: the most variable)")
+    correlate.add_argument("--top-genes", type=int, help="only the N most variable detected genes (default: all)")
+    correlate.add_argument("--sae", help="activations name when the store holds several")
+    correlate.add_argument(
+        "--all", action="store_true", help="write every pair, not only q ≤ 0.05 and the top 10 each way"
+    )
+    correlate.add_argument("--overwrite", action="store_true")
+
+    export = commands.add_parser("export", help="tile (or Visium spot) table of a region")
+    export.add_argument("store", type=Path)
+    export.add_argument("-o", "--output", type=Path, required=True, help=".csv, .parquet or .h5ad")
+    export.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="level-0 pixels")
+    export.add_argument("--geojson", type=Path, help="polygon(s) in level-0 pixels")
+    export.add_argument("--visium", type=Path, help="write the spot table (genes + aggregated features)")
+    export.add_argument("--genes", nargs="*")
+    export.add_argument("--sae", help="activations name when the store holds several")
+    export.add_argument("--overwrite", action="store_true")
+
+
+def _progress_printer(label: str):
+    interactive = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(event) -> None:
+        import time
+
+        now = time.monotonic()
+        final = event.done == event.total
+        if not final and now - last[0] < (0.5 if interactive else 10):
+            return
+        last[0] = now
+        line = (
+            f"{label} {event.slide}: {event.done}/{event.total} tiles, {event.tiles_per_s:.1f} tiles/s, "
+            f"ETA {event.eta_s:.0f} s"
+        )
+        print(("\r" + line) if interactive else line, end="\n" if final or not interactive else "", file=sys.stderr)
+
+    return show
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from .pipeline import EmbedOptions, summary_line
+    from .tiles import TileGeometry
+
+    geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.mpp, args.min_tissue)
+    for slide in args.slides:
+        if not slide.is_file():
+            raise PathsaeError(f"no such slide: {slide}")
+    slide_mpp = args.slide_mpp
+    if slide_mpp is None and args.visium and len(args.slides) == 1:
+        from .io.slides import open_slide
+        from .io.visium import open_visium
+
+        if open_slide(args.slides[0]).mpp is None:
+            sample = open_visium(args.visium, fullres_image=args.slides[0])
+            slide_mpp = sample.frame.mpp
+            print(
+                f"note: slide µm/px {slide_mpp:.4f} taken from the Visium sample ({sample.mpp_source})", file=sys.stderr
+            )
+    options = EmbedOptions(
+        geometry,
+        args.batch_size,
+        tuple(args.layers),
+        args.patch_tokens,
+        slide_mpp,
+        str(args.visium) if args.visium else None,
+    )
+    if len(args.slides) == 1 and not args.scheduler:
+        from .encoders import load_encoder
+        from .pipeline import embed_slide
+
+        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed)
+        if encoder.random_init:
+            print(
+                f"WARNING: {args.encoder}: no weights available; using a RANDOM init (seed {args.seed})",
+                file=sys.stderr,
+            )
+        summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"))
+        print(summary_line(summary))
+        return
+    from .scale_out import EncoderRequest, embed_many
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    stems = [s.name.split(".")[0] for s in args.slides]
+    if len(set(stems)) != len(stems):
+        raise PathsaeError("several slides share a file name; embed them into separate output folders")
+    stores = [str(args.output / f"{stem}.zarr") for stem in stems]
+    request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed)
+    from .pipeline import summary_line
+
+    embed_many(
+        [str(s) for s in args.slides],
+        stores,
+        request,
+        options,
+        args.scheduler,
+        args.workers,
+        lambda s: print(summary_line(s)),
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .encoders import choose_device
+    from .pipeline import train_to_folder
+    from .sae.train import TrainOptions
+
+    layer = args.layer if args.layer == "pooled" or args.layer.startswith("layer_") else f"layer_{args.layer}"
+    options = TrainOptions(
+        args.arch, args.expansion, args.k, args.l1, args.l0, layer, args.seed, args.batch_size, args.samples, args.lr,
+        str(choose_device(args.device)),
+    )  # fmt: skip
+
+    def show(step: int, steps: int, parts: dict) -> None:
+        if step == steps or step % 500 == 1:
+            print(f"train: step {step}/{steps}, mse {parts.get('mse', float('nan')):.4f}", file=sys.stderr)
+
+    metrics = train_to_folder(args.stores, args.output, options, show)
+    print(
+        f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features; "
+        f"FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}, "
+        f"dead {metrics['dead_fraction']:.1%}, dense {metrics['dense_fraction']:.1%}, "
+        f"{metrics['inputs_per_s']:.0f} inputs/s"
+    )
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from .pipeline import encode_store
+
+    name = encode_store(args.store, args.sae, args.name)
+    print(f"{args.store}: activations/{name} written")
+
+
+def _correlate(args: argparse.Namespace) -> None:
+    from .pipeline import correlate_store
+
+    table = correlate_store(args.store, args.visium, args.genes, args.top_genes, args.sae, args.all)
+    from .export import atomic_output
+
+    with atomic_output(args.output, args.overwrite) as temp:
+        table.to_csv(temp, index=False)
+    spots = int(table["n_spots"].iloc[0]) if len(table) else 0
+    print(f"{args.output}: {len(table)} feature-gene pairs over {spots} spots")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_spots, export_tiles
+    from .store import TileStore
+
+    store = TileStore.open(args.store)
+    if args.visium:
+        from .io.visium import open_visium
+
+        rows = export_spots(store, open_visium(args.visium), args.output, args.genes, args.sae, args.overwrite)
+        print(f"{args.output}: {rows} spots")
+    else:
+        rows = export_tiles(store, args.output, args.bbox, args.geojson, args.sae, args.overwrite)
+        print(f"{args.output}: {rows} tiles")
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -84,8 +299,13 @@ def _demo(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(
+        format="pathsae: %(levelname)s: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING
+    )
     try:
-        {"info": _info, "view": _view, "demo": _demo}[args.command](args)
+        commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
+        commands.update(encode=_encode, correlate=_correlate, export=_export)
+        commands[args.command](args)
     except PathsaeError as exc:
         if args.debug:
             traceback.print_exc()

@@ -152,3 +152,71 @@ def summary_line(summary: dict) -> str:
         f"{summary['seconds']:.1f} s, {summary['tiles_per_s']:.1f} tiles/s, device {summary['device']}, "
         f"dtype {summary['dtype']}, batch {summary['batch_size']}{warning}"
     )
+
+
+def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
+    """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
+    from .errors import PathsaeError
+    from .sae.formats import load_sae
+
+    sae, cfg = load_sae(sae_dir)
+    store = TileStore.open(store_path, mode="r+")
+    layer = cfg.get("metadata", {}).get("hook_name") or "pooled"
+    embeddings = store.embeddings(layer if layer in store.embedding_names() else "pooled")
+    if embeddings.shape[1] != sae.cfg.d_in:
+        raise PathsaeError(
+            f"the SAE expects {sae.cfg.d_in}-d inputs but {store.path.name} holds {embeddings.shape[1]}-d "
+            f"{layer} embeddings (another encoder?)"
+        )
+    trained_on = cfg.get("pathsae", {}).get("encoder", {}).get("weights_sha256")
+    if trained_on and trained_on != store.provenance["encoder"]["weights_sha256"]:
+        raise PathsaeError(f"the SAE was trained on another encoder's embeddings than {store.path.name}'s")
+    values = np.empty((embeddings.shape[0], sae.cfg.d_sae), dtype=np.float32)
+    with torch.no_grad():
+        for begin in range(0, embeddings.shape[0], batch_rows):
+            x = torch.from_numpy(np.asarray(embeddings[begin : begin + batch_rows], dtype=np.float32))
+            values[begin : begin + batch_rows] = sae.encode(torch.nan_to_num(x)).numpy()
+    name = name or Path(sae_dir).name
+    store.write_activations(
+        name, values, {"path": str(Path(sae_dir).resolve()), "layer": layer, **cfg.get("pathsae", {})}
+    )
+    return name
+
+
+def train_to_folder(stores: list[str | Path], output: str | Path, options, progress=None) -> dict:
+    """Train an SAE on the stores' embeddings and save it with its provenance; returns the metrics."""
+    from .errors import PathsaeError
+    from .sae.formats import save_sae
+    from .sae.train import train_sae
+
+    opened = [TileStore.open(s) for s in stores]
+    encoders = {s.provenance["encoder"]["weights_sha256"] for s in opened}
+    if len(encoders) > 1:
+        raise PathsaeError("the stores were embedded with different encoders; train on one encoder's stores")
+    sae, metrics = train_sae(opened, options, progress)
+    metrics["d_sae"] = sae.cfg.d_sae
+    extra = {
+        "encoder": opened[0].provenance["encoder"],
+        "stores": [str(s.path.resolve()) for s in opened],
+        "training": {k: v for k, v in vars(options).items()},
+        "metrics": metrics,
+        "package_version": __version__,
+    }
+    save_sae(sae, output, options.layer, extra)
+    return metrics
+
+
+def correlate_store(
+    store_path, visium, genes=None, top_genes: int | None = None, sae: str | None = None, everything=False
+):
+    """Feature x gene correlation table of a store's activations aggregated to the Visium spots."""
+    from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression
+    from .io.visium import open_visium
+
+    store = TileStore.open(store_path)
+    activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
+    sample = open_visium(visium)
+    spot_values, _ = aggregate_to_spots(store, sample, activations)
+    expression = normalised_expression(sample, genes, top_genes)
+    names = [f"f{i}" for i in range(activations.shape[1])]
+    return correlation_table(spot_values, expression, names, everything=everything)

@@ -1,0 +1,1 @@
+"""Analyses over stored activations: spots, correlation with genes."""

@@ -1,0 +1,177 @@
+"""Tile activations aggregated to Visium spots, and every feature correlated with every gene.
+
+Aggregation weights each tile by the area its square shares with the spot's disk (both in
+level-0 pixels of the slide the tiles came from, which is the full-resolution image of the spots).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from ..errors import PathsaeError
+from ..io.visium import VisiumSample
+from ..store import TileStore
+
+#: Points per spot disk used to measure tile/disk overlap areas (a 24 x 24 lattice inside the disk).
+DISK_SAMPLES = 24
+
+
+def _disk_offsets(radius: float) -> np.ndarray:
+    """(M, 2) (x, y) offsets of a regular lattice inside a disk: equal-area samples of it."""
+    step = 2 * radius / DISK_SAMPLES
+    grid = (np.arange(DISK_SAMPLES) + 0.5) * step - radius
+    xx, yy = np.meshgrid(grid, grid)
+    inside = xx**2 + yy**2 <= radius**2
+    return np.stack([xx[inside], yy[inside]], axis=1)
+
+
+def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float, block: int = 20_000) -> sp.csr_matrix:
+    """(spots x tiles) weights: the fraction of each spot's disk area lying in each tile."""
+    side = store.tile_side0
+    grid_index = np.asarray(store.root["grid_index"][:])
+    lookup = np.full(grid_index.max(axis=0) + 2, -1, dtype=np.int64)
+    lookup[grid_index[:, 0], grid_index[:, 1]] = np.arange(len(grid_index))
+    offsets = _disk_offsets(diameter / 2)
+    parts = []
+    for begin in range(0, len(centres_xy), block):
+        points = np.asarray(centres_xy[begin : begin + block], dtype=float)[:, None, :] + offsets[None]
+        row = np.floor(points[..., 1] / side).astype(np.int64)
+        col = np.floor(points[..., 0] / side).astype(np.int64)
+        valid = (row >= 0) & (col >= 0) & (row < lookup.shape[0]) & (col < lookup.shape[1])
+        tile = np.where(valid, lookup[np.clip(row, 0, lookup.shape[0] - 1), np.clip(col, 0, lookup.shape[1] - 1)], -1)
+        spot = np.broadcast_to(np.arange(begin, begin + len(points))[:, None], tile.shape)
+        hit = tile >= 0
+        parts.append((spot[hit], tile[hit]))
+    spots = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, int)
+    tiles = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, int)
+    weights = np.full(len(spots), 1.0 / len(offsets))
+    return sp.coo_matrix((weights, (spots, tiles)), shape=(len(centres_xy), store.n_tiles)).tocsr()
+
+
+def aggregate_to_spots(store: TileStore, sample: VisiumSample, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-spot overlap-weighted mean of tile ``values`` and each spot's covered fraction (0: no tile)."""
+    _check_same_section(store, sample)
+    weights = spot_tile_weights(store, sample.adata.obsm["spatial"], sample.spot_diameter_fullres)
+    covered = np.asarray(weights.sum(axis=1)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (weights @ values) / covered[:, None]
+    means[covered == 0] = np.nan
+    return means.astype(np.float32), covered
+
+
+def _check_same_section(store: TileStore, sample: VisiumSample) -> None:
+    """Spot pixels are full-resolution pixels: the store's slide must be that full-resolution image."""
+    height, width = store.provenance["slide_shape_yx"]
+    xy = sample.adata.obsm["spatial"]
+    outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] > width) | (xy[:, 1] > height)
+    if outside.mean() > 0.5:
+        raise PathsaeError(
+            f"most spots lie outside the {width}x{height} px slide of {store.path.name}: "
+            "embed the full-resolution image these spots were registered to"
+        )
+
+
+def normalised_expression(
+    sample: VisiumSample, genes: list[str] | None = None, top_genes: int | None = None
+) -> pd.DataFrame:
+    """Library-size normalised (10,000 per spot) log1p expression of the chosen genes, else of every gene
+    detected in at least 3 spots (1%), optionally only the ``top_genes`` most variable."""
+    x = sample.adata.X
+    x = x.tocsr().astype(np.float64) if sp.issparse(x) else sp.csr_matrix(np.asarray(x, dtype=np.float64))
+    totals = np.asarray(x.sum(axis=1)).ravel()
+    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
+    normed = sp.diags(scale) @ x
+    normed.data = np.log1p(normed.data)
+    names = np.asarray(sample.adata.var_names)
+    if genes:
+        missing = [g for g in genes if g not in set(names)]
+        if missing:
+            raise PathsaeError(f"genes not in this sample: {', '.join(missing[:5])}")
+        index = [int(np.flatnonzero(names == g)[0]) for g in genes]
+    else:
+        detected = np.flatnonzero(np.asarray((x > 0).sum(axis=0)).ravel() >= max(3, int(0.01 * x.shape[0])))
+        if top_genes is not None and len(detected) > top_genes:
+            mean = np.asarray(normed[:, detected].mean(axis=0)).ravel()
+            var = np.asarray(normed[:, detected].multiply(normed[:, detected]).mean(axis=0)).ravel() - mean**2
+            detected = detected[np.argsort(-var)[:top_genes]]
+        index = list(detected)
+    if not index:
+        raise PathsaeError("no gene is detected in enough spots to correlate")
+    return pd.DataFrame(normed[:, index].toarray(), index=sample.adata.obs_names, columns=names[index])
+
+
+def _zscore(m: np.ndarray) -> np.ndarray:
+    centred = m - m.mean(axis=0)
+    norm = np.sqrt((centred**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (centred / norm).astype(np.float32)
+
+
+def _p_values(r: np.ndarray, dof: int) -> np.ndarray:
+    t = r * np.sqrt(dof / np.clip(1 - r.astype(np.float64) ** 2, 1e-12, None))
+    return 2 * stats.t.sf(np.abs(t), dof)
+
+
+def _descending_ranks(m: np.ndarray, axis: int) -> np.ndarray:
+    """1-based rank of each entry among its column (axis=0) or row (axis=1), largest first."""
+    order = np.argsort(-m, axis=axis)
+    ranks = np.empty_like(order)
+    np.put_along_axis(
+        ranks, order, np.arange(1, m.shape[axis] + 1).reshape((-1, 1) if axis == 0 else (1, -1)), axis=axis
+    )
+    return ranks
+
+
+def correlation_table(
+    features: np.ndarray,
+    genes: pd.DataFrame,
+    feature_names: list[str] | None = None,
+    top: int = 10,
+    max_q: float = 0.05,
+    everything: bool = False,
+) -> pd.DataFrame:
+    """Pearson and Spearman r, p and Benjamini–Hochberg q of (feature, gene) pairs over spots.
+
+    Every pair is tested (q corrects for all of them); the table keeps the pairs with q ≤ ``max_q``
+    and each gene's and each feature's ``top`` pairs, or every pair with ``everything``. Spots
+    without tiles are dropped; constant features or genes get no row.
+    """
+    keep = np.isfinite(features).all(axis=1)
+    f, g = features[keep], genes.to_numpy()[keep]
+    n = len(f)
+    if n < 4:
+        raise PathsaeError(f"only {n} spots overlap the tiles; correlation needs at least 4")
+    names = np.asarray(feature_names or [str(i) for i in range(features.shape[1])], dtype=object)
+    live_f = np.flatnonzero(f.std(axis=0) > 0)
+    live_g = np.flatnonzero(g.std(axis=0) > 0)
+    if len(live_f) == 0 or len(live_g) == 0:
+        raise PathsaeError("no feature or no gene varies over the spots")
+    f, g = f[:, live_f], g[:, live_g]
+    pearson = _zscore(f).T @ _zscore(g)
+    spearman = _zscore(stats.rankdata(f, axis=0)).T @ _zscore(stats.rankdata(g, axis=0))
+    p = _p_values(pearson, n - 2)
+    q = stats.false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
+    in_gene, in_feature = _descending_ranks(pearson, 0), _descending_ranks(pearson, 1)
+    chosen = np.ones_like(q, bool) if everything else (q <= max_q) | (in_gene <= top) | (in_feature <= top)
+    fi, gi = np.nonzero(chosen)
+    sp_p = _p_values(spearman, n - 2)
+    sp_q = stats.false_discovery_control(sp_p.ravel(), method="bh").reshape(sp_p.shape)
+    table = pd.DataFrame(
+        {
+            "feature": names[live_f[fi]],
+            "gene": genes.columns.to_numpy()[live_g[gi]],
+            "r": pearson[fi, gi],
+            "p": p[fi, gi],
+            "q": q[fi, gi],
+            "spearman_r": spearman[fi, gi],
+            "spearman_p": sp_p[fi, gi],
+            "spearman_q": sp_q[fi, gi],
+            "rank_in_gene": in_gene[fi, gi],
+            "rank_in_feature": in_feature[fi, gi],
+            "n_spots": n,
+        }
+    )
+    return table.sort_values(["gene", "rank_in_gene"], ignore_index=True)

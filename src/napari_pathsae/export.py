@@ -1,0 +1,183 @@
+"""Activation (or embedding) tables for the whole slide, a bbox or a GeoJSON polygon: CSV, Parquet or .h5ad.
+
+Tiles are rows; a tile belongs to a region when its centre does. Coordinates are level-0 pixels
+(x, y) as in QuPath and GeoJSON exports; µm columns follow from the slide's µm/px. Files are
+written to a temporary name and renamed, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .errors import PathsaeError
+from .store import TileStore
+
+FORMATS = (".csv", ".parquet", ".h5ad")
+
+
+def region_mask(
+    centres_xy: np.ndarray, bbox: tuple[float, float, float, float] | None = None, geojson: str | Path | None = None
+) -> np.ndarray:
+    """Tiles whose centre lies in the bbox (x0, y0, x1, y1) and/or the GeoJSON polygon(s)."""
+    keep = np.ones(len(centres_xy), dtype=bool)
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        if x1 <= x0 or y1 <= y0:
+            raise PathsaeError(f"empty bbox {bbox}: expected X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+        keep &= (centres_xy[:, 0] >= x0) & (centres_xy[:, 0] < x1) & (centres_xy[:, 1] >= y0) & (centres_xy[:, 1] < y1)
+    if geojson is not None:
+        import shapely
+
+        keep &= shapely.contains_xy(read_polygon(geojson), centres_xy[:, 0], centres_xy[:, 1])
+    return keep
+
+
+def read_polygon(path: str | Path):
+    """Union of the Polygon/MultiPolygon geometries of a GeoJSON Feature, FeatureCollection or geometry."""
+    import shapely
+    from shapely.geometry import shape
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PathsaeError(f"{path}: not readable GeoJSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PathsaeError(f"{path}: GeoJSON must be an object")
+    features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
+    geometries = []
+    for feature in features or []:
+        geometry = feature.get("geometry", feature) if isinstance(feature, dict) else None
+        if isinstance(geometry, dict) and geometry.get("type") in ("Polygon", "MultiPolygon"):
+            try:
+                geometries.append(shape(geometry))
+            except Exception as exc:
+                raise PathsaeError(f"{path}: invalid polygon ({exc})") from None
+    if not geometries:
+        raise PathsaeError(f"{path}: no Polygon or MultiPolygon in the GeoJSON")
+    polygon = shapely.union_all([shapely.make_valid(g) for g in geometries])
+    if polygon.is_empty or polygon.area == 0:
+        raise PathsaeError(f"{path}: the polygon has no area")
+    return polygon
+
+
+def tile_table(
+    store: TileStore, keep: np.ndarray | None = None, sae: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """(metadata columns, values matrix, value kind) of the kept tiles: activations, else pooled embeddings."""
+    keep = np.ones(store.n_tiles, bool) if keep is None else keep
+    if store.activation_names():
+        values, kind = store.activations(sae), "activation"
+    else:
+        values, kind = store.embeddings("pooled"), "embedding"
+    index = np.flatnonzero(keep)
+    matrix = np.asarray(values.oindex[index, :] if len(index) else np.empty((0, values.shape[1])), dtype=np.float32)
+    coords = store.coords[index]
+    side = store.tile_side0
+    meta = pd.DataFrame(
+        {
+            "tile": index,
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "centre_x_um": (coords[:, 0] + side / 2) * store.slide_mpp,
+            "centre_y_um": (coords[:, 1] + side / 2) * store.slide_mpp,
+            "tissue_fraction": store.tissue_fraction[index],
+        }
+    )
+    return meta, matrix, kind
+
+
+@contextmanager
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it on success and removed on failure."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PathsaeError(f"{path} exists; remove it or pass --overwrite")
+    if not path.parent.is_dir():
+        raise PathsaeError(f"no folder {path.parent} for the output")
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def write_table(
+    meta: pd.DataFrame,
+    matrix: np.ndarray,
+    kind: str,
+    path: str | Path,
+    obsm_xy: np.ndarray,
+    extra_uns: dict,
+    overwrite: bool = False,
+) -> Path:
+    """CSV/Parquet (one column per feature) or .h5ad (X = values, obsm['spatial'] = (x, y)), written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise PathsaeError(f"{path.name}: choose a .csv, .parquet or .h5ad output")
+    prefix = "f" if kind == "activation" else "e"
+    columns = [f"{prefix}{i}" for i in range(matrix.shape[1])]
+    with atomic_output(path, overwrite) as temp:
+        if suffix == ".h5ad":
+            obs = meta.copy()
+            obs.index = [str(i) for i in meta.iloc[:, 0]]
+            adata = ad.AnnData(X=matrix, obs=obs, var=pd.DataFrame(index=columns))
+            adata.obsm["spatial"] = np.asarray(obsm_xy, dtype=float)
+            adata.uns["pathsae"] = json.loads(json.dumps({"values": kind, **extra_uns}, default=str))
+            adata.write_h5ad(temp)
+        else:
+            table = pd.concat([meta.reset_index(drop=True), pd.DataFrame(matrix, columns=columns)], axis=1)
+            table.to_csv(temp, index=False) if suffix == ".csv" else table.to_parquet(temp, index=False)
+    return path
+
+
+def export_tiles(
+    store: TileStore, path: str | Path, bbox=None, geojson=None, sae: str | None = None, overwrite: bool = False
+) -> int:
+    """Write the region's tile table; returns the number of rows."""
+    centres = store.coords + store.tile_side0 / 2
+    meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson), sae)
+    if len(meta) == 0:
+        raise PathsaeError("no tile lies in the region")
+    xy = meta[["x", "y"]].to_numpy(float) + store.tile_side0 / 2
+    write_table(meta, matrix, kind, path, xy, {"store": str(store.path), "provenance": store.provenance}, overwrite)
+    return len(meta)
+
+
+def export_spots(
+    store: TileStore,
+    sample,
+    path: str | Path,
+    genes: list[str] | None = None,
+    sae: str | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Visium spot table: aggregated tile features beside the spots' normalised expression."""
+    from .analysis.spots import aggregate_to_spots, normalised_expression
+
+    _, matrix, kind = tile_table(store, None, sae)
+    values, covered = aggregate_to_spots(store, sample, matrix)
+    expression = normalised_expression(sample, genes)
+    meta = pd.DataFrame(
+        {
+            "barcode": sample.adata.obs_names,
+            "x": sample.adata.obsm["spatial"][:, 0],
+            "y": sample.adata.obsm["spatial"][:, 1],
+            "tile_coverage": covered,
+        }
+    )
+    meta = pd.concat([meta, expression.reset_index(drop=True).add_prefix("gene_")], axis=1)
+    write_table(meta, values, kind, path, sample.adata.obsm["spatial"], {"store": str(store.path)}, overwrite)
+    return len(meta)

@@ -1,0 +1,141 @@
+"""The SAE every architecture shares: weights in SAELens's layout, input normalisation, decoding.
+
+Inputs are centred and scaled per dimension (foundation-model embeddings have outlier
+dimensions that would otherwise dominate the reconstruction loss). On save the normalisation is
+folded into W_enc, W_dec and b_dec, so the files compute exactly the same features from raw
+embeddings with SAELens's formula ``f = act((x - b_dec) @ W_enc + b_enc)``, ``x̂ = f @ W_dec + b_dec``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SAEConfig:
+    """Shape and sparsity settings; each architecture reads the fields it needs."""
+
+    arch: str
+    d_in: int
+    d_sae: int
+    k: int = 32  # topk / batchtopk: active latents per input
+    l1_coefficient: float = 1e-2  # relu: weight of the L1 penalty
+    l0_coefficient: float = 3e-3  # jumprelu: weight of the L0 penalty
+    jumprelu_bandwidth: float = 0.05
+    jumprelu_init_threshold: float = 0.05
+    aux_coefficient: float = 1 / 32  # topk kinds: AuxK loss weight
+    dead_after: int = 20_000  # inputs without firing after which a latent counts as dead
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SAE(nn.Module):
+    """Base: linear encoder/decoder with tied-shape biases; subclasses define ``activate`` and ``sparsity_loss``."""
+
+    def __init__(self, cfg: SAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        w_dec = torch.randn(cfg.d_sae, cfg.d_in)
+        w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(w_dec)
+        self.W_enc = nn.Parameter(w_dec.t().clone())
+        self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
+        self.register_buffer("input_mean", torch.zeros(cfg.d_in))
+        self.register_buffer("input_scale", torch.ones(cfg.d_in))
+        self.register_buffer("inputs_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))
+
+    # --- normalisation -----------------------------------------------------------------------
+    def set_normalisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        self.input_mean.copy_(mean)
+        self.input_scale.copy_(scale)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.input_mean) / self.input_scale
+
+    # --- forward -----------------------------------------------------------------------------
+    def pre_activations(self, x_norm: torch.Tensor) -> torch.Tensor:
+        return (x_norm - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode_normalised(self, f: torch.Tensor) -> torch.Tensor:
+        return f @ self.W_dec + self.b_dec
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature activations of raw embeddings (inference form)."""
+        return self.inference_activate(self.pre_activations(self.normalise(x)))
+
+    def inference_activate(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.activate(pre)
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        return self.decode_normalised(f) * self.input_scale + self.input_mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    # --- training ----------------------------------------------------------------------------
+    def training_loss(self, x_norm: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+        """Total loss, its parts, and the activations (for dead-latent bookkeeping)."""
+        pre = self.pre_activations(x_norm)
+        f = self.activate(pre)
+        x_hat = self.decode_normalised(f)
+        mse = (x_hat - x_norm).pow(2).mean()
+        sparsity = self.sparsity_loss(pre, f)
+        aux = self.auxiliary_loss(pre, f, x_norm - x_hat)
+        total = mse + sparsity + aux
+        return total, {"mse": float(mse.detach()), "sparsity": float(sparsity.detach()), "aux": float(aux.detach())}, f
+
+    def sparsity_loss(self, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), device=pre.device)
+
+    def auxiliary_loss(self, pre: torch.Tensor, f: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), device=pre.device)
+
+    @torch.no_grad()
+    def track_firing(self, f: torch.Tensor) -> None:
+        fired = (f > 0).any(dim=0)
+        self.inputs_since_fired += f.shape[0]
+        self.inputs_since_fired[fired] = 0
+
+    @property
+    def dead_mask(self) -> torch.Tensor:
+        return self.inputs_since_fired >= self.cfg.dead_after
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Unit-norm decoder rows (the sparsity penalty cannot shrink f by growing W_dec)."""
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """Project out the decoder gradient along each row, so steps keep rows near unit norm."""
+        if self.W_dec.grad is not None:
+            parallel = (self.W_dec.grad * self.W_dec).sum(dim=1, keepdim=True)
+            self.W_dec.grad.sub_(parallel * self.W_dec)
+
+    # --- files -------------------------------------------------------------------------------
+    def threshold_tensor(self) -> torch.Tensor | None:
+        """Per-latent threshold for JumpReLU-form inference; None for other architectures."""
+        return None
+
+    @torch.no_grad()
+    def folded_weights(self) -> dict[str, torch.Tensor]:
+        """SAELens-layout weights acting on raw embeddings (normalisation folded in)."""
+        mean, scale = self.input_mean, self.input_scale
+        weights = {
+            "W_enc": (self.W_enc / scale[:, None]).contiguous(),
+            "W_dec": (self.W_dec * scale[None, :]).contiguous(),
+            "b_enc": self.b_enc.clone(),
+            "b_dec": (self.b_dec * scale + mean).contiguous(),
+        }
+        threshold = self.threshold_tensor()
+        if threshold is not None:
+            weights["threshold"] = threshold.clone()
+        return {k: v.detach().float().cpu() for k, v in weights.items()}

@@ -1,0 +1,87 @@
+"""SAE files in SAELens's layout: cfg.json + sae_weights.safetensors (W_enc, W_dec, b_enc, b_dec[, threshold])."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import PathsaeError
+from . import SAE, SAEConfig, build_sae
+
+CFG = "cfg.json"
+WEIGHTS = "sae_weights.safetensors"
+#: Our architectures as SAELens names them (BatchTopK is saved in its JumpReLU inference form, as SAELens does).
+SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
+FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
+
+
+def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
+    """Write the SAE (normalisation folded in) atomically: a temp folder renamed into place."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    cfg = {
+        "architecture": SAELENS_ARCH[sae.cfg.arch],
+        "d_in": sae.cfg.d_in,
+        "d_sae": sae.cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {"model_name": extra.get("encoder", {}).get("spec"), "hook_name": layer},
+        "pathsae": {"config": sae.cfg.to_dict(), "layer": layer, **extra},
+    }
+    if sae.cfg.arch == "topk":
+        cfg["k"] = sae.cfg.k
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        save_file(sae.folded_weights(), str(staging / WEIGHTS))
+        (staging / CFG).write_text(json.dumps(cfg, indent=2))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_sae(directory: str | Path) -> tuple[SAE, dict]:
+    """An SAE acting on raw embeddings from our files or SAELens's (standard, topk, jumprelu)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not (directory / CFG).is_file() or not (directory / WEIGHTS).is_file():
+        raise PathsaeError(f"{directory}: not an SAE folder (needs {CFG} and {WEIGHTS})")
+    try:
+        cfg = json.loads((directory / CFG).read_text())
+        weights = load_file(str(directory / WEIGHTS))
+    except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as exc:
+        raise PathsaeError(f"{directory}: damaged SAE files ({exc})") from None
+    arch = FROM_SAELENS.get(cfg.get("architecture"))
+    if arch is None:
+        raise PathsaeError(f"{directory}: unsupported SAE architecture {cfg.get('architecture')!r}")
+    d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    for name, shape in expected.items():
+        if name not in weights or tuple(weights[name].shape) != shape:
+            raise PathsaeError(f"{directory}: {name} missing or not {shape}")
+    sae = build_sae(SAEConfig(arch=arch, d_in=d_in, d_sae=d_sae, k=int(cfg.get("k", 32))))
+    with torch.no_grad():
+        for name in expected:
+            getattr(sae, name).copy_(weights[name].float())
+        if arch == "jumprelu":
+            threshold = weights.get("threshold", torch.zeros(d_sae)).float().clamp_min(1e-12)
+            sae.log_threshold.copy_(threshold.log())
+    if any(not math.isfinite(float(v.abs().sum())) for v in weights.values()):
+        raise PathsaeError(f"{directory}: the SAE weights contain NaN or inf")
+    return sae.eval(), cfg

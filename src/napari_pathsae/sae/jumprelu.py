@@ -1,0 +1,79 @@
+"""JumpReLU SAE (Rajamanoharan et al. 2024): per-latent thresholds trained with straight-through estimators."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import SAE
+
+
+def _rectangle(x: torch.Tensor) -> torch.Tensor:
+    return ((x > -0.5) & (x < 0.5)).to(x.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, threshold, bandwidth):
+        ctx.save_for_backward(pre, threshold)
+        ctx.bandwidth = bandwidth
+        return pre * (pre > threshold)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, threshold = ctx.saved_tensors
+        bw = ctx.bandwidth
+        grad_pre = grad * (pre > threshold)
+        grad_threshold = -(threshold / bw) * _rectangle((pre - threshold) / bw) * grad
+        return grad_pre, grad_threshold.sum(dim=0), None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, threshold, bandwidth):
+        ctx.save_for_backward(pre, threshold)
+        ctx.bandwidth = bandwidth
+        return (pre > threshold).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, threshold = ctx.saved_tensors
+        bw = ctx.bandwidth
+        grad_threshold = -(1.0 / bw) * _rectangle((pre - threshold) / bw) * grad
+        return torch.zeros_like(pre), grad_threshold.sum(dim=0), None
+
+
+class JumpReLUSAE(SAE):
+    """f = pre · H(pre − θ); loss = MSE + l0 · Σ H(pre − θ)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.log_threshold = nn.Parameter(
+            torch.full((cfg.d_sae,), float(torch.tensor(cfg.jumprelu_init_threshold).log()))
+        )
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.log_threshold.exp()
+
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        return _JumpReLU.apply(torch.relu(pre), self.threshold, self.cfg.jumprelu_bandwidth)
+
+    def sparsity_loss(self, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        l0 = _Step.apply(torch.relu(pre), self.threshold, self.cfg.jumprelu_bandwidth).sum(dim=1).mean()
+        return self.cfg.l0_coefficient * l0
+
+    def threshold_tensor(self) -> torch.Tensor:
+        return self.threshold.detach()
+
+    @torch.no_grad()
+    def init_thresholds(self, x_norm: torch.Tensor) -> None:
+        """θ per latent at the (1 − k/d_sae) quantile of its pre-activations: L0 starts near k.
+
+        The straight-through estimators move θ only slowly; starting near the target sparsity
+        lets short runs on one slide reach it.
+        """
+        pre = torch.relu(self.pre_activations(x_norm))
+        quantile = 1.0 - min(self.cfg.k / self.cfg.d_sae, 1.0)
+        threshold = torch.quantile(pre, quantile, dim=0).clamp_min(1e-3)
+        self.log_threshold.copy_(threshold.log())

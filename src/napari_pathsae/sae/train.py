@@ -1,0 +1,158 @@
+"""Training SAEs on embeddings streamed from one or many stores (never all in RAM), reproducibly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import PathsaeError
+from ..store import TileStore
+from . import SAE, SAEConfig, build_sae
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    arch: str = "topk"
+    expansion: int = 8
+    k: int = 32
+    l1_coefficient: float = 1e-2
+    l0_coefficient: float = 3e-3
+    layer: str = "pooled"
+    seed: int = 0
+    batch_size: int = 1024
+    samples: int = 300_000  # inputs seen in training (epochs over the stores as needed)
+    lr: float = 4e-4
+    device: str = "cpu"
+
+
+class EmbeddingStream:
+    """Shuffled batches over the stores' chunks: a few chunks in memory at a time."""
+
+    def __init__(self, stores: list[TileStore], layer: str, rng: np.random.Generator, buffer_chunks: int = 8):
+        self.arrays = [store.embeddings(layer) for store in stores]
+        widths = {a.shape[1] for a in self.arrays}
+        if len(widths) != 1:
+            raise PathsaeError(f"the stores hold {layer} embeddings of different widths {sorted(widths)}")
+        self.width = widths.pop()
+        self.chunks = [
+            (i, s, min(s + a.chunks[0], a.shape[0]))
+            for i, a in enumerate(self.arrays)
+            for s in range(0, a.shape[0], a.chunks[0])
+        ]
+        self.n = sum(a.shape[0] for a in self.arrays)
+        self.rng = rng
+        self.buffer_chunks = buffer_chunks
+
+    def _chunk(self, entry) -> np.ndarray:
+        i, start, stop = entry
+        values = np.asarray(self.arrays[i][start:stop], dtype=np.float32)
+        return values[np.isfinite(values).all(axis=1)]
+
+    def all_chunks(self) -> Iterator[np.ndarray]:
+        for entry in self.chunks:
+            yield self._chunk(entry)
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """Endless shuffled batches: chunk order reshuffled each epoch, rows shuffled within a buffer."""
+        while True:
+            order = self.rng.permutation(len(self.chunks))
+            for begin in range(0, len(order), self.buffer_chunks):
+                rows = np.concatenate([self._chunk(self.chunks[j]) for j in order[begin : begin + self.buffer_chunks]])
+                rows = rows[self.rng.permutation(len(rows))]
+                for b in range(0, len(rows) - batch_size + 1 if len(rows) >= batch_size else 1, batch_size):
+                    yield rows[b : b + batch_size]
+
+
+def normalisation_stats(stream: EmbeddingStream) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std over every stored embedding, one chunk at a time."""
+    count, total, squares = 0, np.zeros(stream.width), np.zeros(stream.width)
+    for values in stream.all_chunks():
+        count += len(values)
+        total += values.sum(axis=0, dtype=np.float64)
+        squares += (values.astype(np.float64) ** 2).sum(axis=0)
+    if count < 2:
+        raise PathsaeError("too few finite embeddings to train an SAE (need at least 2)")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0))
+    floor = max(float(np.median(std)) * 1e-3, 1e-6)
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(np.maximum(std, floor), dtype=torch.float32)
+
+
+@torch.no_grad()
+def evaluate(sae: SAE, stream: EmbeddingStream, device: torch.device) -> dict[str, float]:
+    """MSE and FVU (normalised space), mean L0, dead and dense fractions over every stored embedding."""
+    sae.eval()
+    sq_err = sq_dev = l0 = n = 0.0
+    fires = torch.zeros(sae.cfg.d_sae, device=device)
+    for values in stream.all_chunks():
+        x = sae.normalise(torch.from_numpy(values).to(device))
+        f = sae.inference_activate(sae.pre_activations(x))
+        x_hat = sae.decode_normalised(f)
+        sq_err += float((x_hat - x).pow(2).sum())
+        sq_dev += float(x.pow(2).sum())  # x is centred by the normalisation
+        active = f > 0
+        l0 += float(active.sum())
+        fires += active.sum(dim=0)
+        n += len(values)
+    rate = fires / n
+    sae.train()
+    return {
+        "mse": sq_err / (n * sae.cfg.d_in),
+        "fvu": sq_err / max(sq_dev, 1e-12),
+        "l0": l0 / n,
+        "dead_fraction": float((rate == 0).float().mean()),
+        "dense_fraction": float((rate > 0.1).float().mean()),
+        "n_inputs": n,
+    }
+
+
+def train_sae(
+    stores: list[TileStore], options: TrainOptions, progress: Callable[[int, int, dict], None] | None = None
+) -> tuple[SAE, dict]:
+    """Train one SAE; ``--seed`` fixes initialisation and data order, so runs repeat exactly."""
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    stream = EmbeddingStream(stores, options.layer, rng)
+    device = torch.device(options.device)
+    cfg = SAEConfig(
+        arch=options.arch, d_in=stream.width, d_sae=stream.width * options.expansion, k=options.k,
+        l1_coefficient=options.l1_coefficient, l0_coefficient=options.l0_coefficient,
+        dead_after=max(10 * options.batch_size, min(stream.n * 2, 200_000)),
+    )  # fmt: skip
+    if options.arch in ("topk", "batchtopk") and not 0 < options.k <= cfg.d_sae:
+        raise PathsaeError(f"k={options.k} must be between 1 and the SAE width {cfg.d_sae}")
+    sae = build_sae(cfg).to(device)
+    mean, scale = normalisation_stats(stream)
+    sae.set_normalisation(mean.to(device), scale.to(device))
+    batch_size = min(options.batch_size, stream.n)
+    steps = max(1, options.samples // batch_size)
+    optimiser = torch.optim.Adam(sae.parameters(), lr=options.lr, betas=(0.9, 0.999))
+    start = time.perf_counter()
+    batches = stream.batches(batch_size)
+    if hasattr(sae, "init_thresholds"):
+        sae.init_thresholds(sae.normalise(torch.from_numpy(next(batches)).to(device)))
+    last: dict[str, float] = {}
+    for step in range(steps):
+        x = sae.normalise(torch.from_numpy(next(batches)).to(device))
+        loss, last, f = sae.training_loss(x)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_parallel_gradient()
+        optimiser.step()
+        sae.normalise_decoder()
+        sae.track_firing(f)
+        if options.arch == "relu" and step % 500 == 499 and step < steps * 0.7:
+            sae.resample_dead(x)
+        if progress and (step % 50 == 0 or step == steps - 1):
+            progress(step + 1, steps, last)
+    seconds = time.perf_counter() - start
+    metrics = evaluate(sae, stream, device)
+    metrics.update(
+        steps=steps, batch_size=batch_size, seconds=round(seconds, 2),
+        inputs_per_s=round(steps * batch_size / seconds, 1), final_loss_parts=last,
+    )  # fmt: skip
+    return sae.eval(), metrics

@@ -1,0 +1,93 @@
+"""Many slides on dask.distributed: one task per slide, each worker keeping its encoder loaded.
+
+A LocalCluster is started when no scheduler address is given. On GPU machines each worker
+takes one GPU (by worker index); on CPU the cores are split between workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .pipeline import EmbedOptions
+
+_ENCODERS: dict[tuple, object] = {}  # per worker process
+
+
+@dataclass(frozen=True)
+class EncoderRequest:
+    spec: str = "vit_small_patch16_224"
+    architecture: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+
+
+def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
+    import torch
+
+    from .encoders import load_encoder
+    from .pipeline import embed_slide
+
+    torch.set_num_threads(max(1, threads))
+    device = request.device
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        from distributed import get_worker
+
+        name = str(get_worker().name)  # LocalCluster names its workers 0, 1, …
+        index = int(name) if name.isdigit() else 0
+        device = f"cuda:{index % torch.cuda.device_count()}"
+    key = (request, device)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = load_encoder(
+            request.spec, request.architecture, device.split(":")[0], request.dtype, request.seed
+        )
+        if device.startswith("cuda:"):
+            encoder = _ENCODERS[key]
+            encoder.device = torch.device(device)
+            encoder.model.to(encoder.device)
+    return embed_slide(slide, store, _ENCODERS[key], options)
+
+
+def embed_many(
+    slides: list[str],
+    stores: list[str],
+    request: EncoderRequest,
+    options: EmbedOptions,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Embed each slide into its store on a dask.distributed cluster; summaries in slide order."""
+    import torch
+    from distributed import Client, LocalCluster, as_completed
+
+    gpus = torch.cuda.device_count() if request.device in ("auto", "cuda") else 0
+    cores = os.cpu_count() or 1
+    n_workers = workers or max(1, gpus or min(len(slides), 2))
+    threads = max(1, cores // n_workers)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {
+            client.submit(
+                _embed_task, slide, store, request, options, threads, key=f"embed-{i}-{Path(slide).name}", pure=False
+            ): i
+            for i, (slide, store) in enumerate(zip(slides, stores, strict=True))
+        }
+        results: list[dict | None] = [None] * len(slides)
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if on_done:
+                on_done(results[futures[future]])
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

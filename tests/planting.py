@@ -1,0 +1,51 @@
+"""Plant a gene made from an image property under each spot, into a Space Ranger-style folder."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+from napari_pathsae import open_slide, open_visium
+from napari_pathsae.tiles import saturation
+
+
+def spot_saturation(slide_path: Path, outs: Path) -> np.ndarray:
+    """Mean saturation of the full-resolution image inside each spot's disk."""
+    sample = open_visium(outs)
+    image = np.asarray(open_slide(slide_path).levels[0])
+    radius = sample.spot_diameter_fullres / 2
+    values = []
+    for x, y in sample.adata.obsm["spatial"]:
+        y0, y1, x0, x1 = int(y - radius), int(y + radius), int(x - radius), int(x + radius)
+        patch = image[max(y0, 0) : y1, max(x0, 0) : x1]
+        yy, xx = np.mgrid[max(y0, 0) : y1, max(x0, 0) : x1]
+        disk = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+        values.append(float(saturation(patch)[disk].mean()))
+    return np.asarray(values)
+
+
+def write_planted_outs(outs: Path, target: Path, signal: np.ndarray, gene: str = "PLANTED1") -> Path:
+    """Copy of ``outs`` with the counts as a MEX folder plus one gene proportional to ``signal``."""
+    sample = open_visium(outs)
+    counts = sp.csr_matrix(sample.adata.X)
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    scaled = (signal - signal.min()) / (np.ptp(signal) or 1.0)
+    planted = np.round(scaled * totals * 0.02 + 1).astype(np.int64)
+    matrix = sp.hstack([counts, sp.csr_matrix(planted[:, None])]).tocsc()
+    mex = target / "filtered_feature_bc_matrix"
+    mex.mkdir(parents=True)
+    with gzip.open(mex / "matrix.mtx.gz", "wb") as f:
+        scipy.io.mmwrite(f, matrix.T.astype(np.int64))
+    names = [*sample.adata.var_names, gene]
+    ids = [*sample.adata.var.get("gene_ids", sample.adata.var_names), f"ENSPLANTED{len(names)}"]
+    with gzip.open(mex / "features.tsv.gz", "wt") as f:
+        f.writelines(f"{i}\t{n}\tGene Expression\n" for i, n in zip(ids, names, strict=True))
+    with gzip.open(mex / "barcodes.tsv.gz", "wt") as f:
+        f.writelines(f"{b}\n" for b in sample.adata.obs_names)
+    shutil.copytree(outs / "spatial", target / "spatial")
+    return target
