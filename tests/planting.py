@@ -34,8 +34,8 @@ def write_planted_outs(outs: Path, target: Path, signal: np.ndarray, gene: str =
     sample = open_visium(outs)
     counts = sp.csr_matrix(sample.adata.X)
     totals = np.asarray(counts.sum(axis=1)).ravel()
-    scaled = (signal - signal.min()) / (np.ptp(signal) or 1.0)
-    planted = np.round(scaled * totals * 0.02 + 1).astype(np.int64)
+    scaled = 0.5 + (signal - signal.min()) / (np.ptp(signal) or 1.0)  # 0.5-1.5: no counts near zero
+    planted = np.round(scaled * totals * 0.05).astype(np.int64)  # a gene that scales with depth, as real ones do
     matrix = sp.hstack([counts, sp.csr_matrix(planted[:, None])]).tocsc()
     mex = target / "filtered_feature_bc_matrix"
     mex.mkdir(parents=True)

@@ -62,6 +62,7 @@ def _engine_commands(commands) -> None:
     )
     embed.add_argument("--workers", type=int, help="LocalCluster workers")
     embed.add_argument("--seed", type=int, default=0, help="seed of a random-init encoder")
+    embed.add_argument("--chunk-tiles", type=int, default=512, help="tiles written (and redone after a kill) together")
 
     train = commands.add_parser("train", help="train an SAE on stored embeddings")
     train.add_argument("stores", type=Path, nargs="+")
@@ -155,17 +156,13 @@ def _embed(args: argparse.Namespace) -> None:
         args.patch_tokens,
         slide_mpp,
         str(args.visium) if args.visium else None,
+        args.chunk_tiles,
     )
     if len(args.slides) == 1 and not args.scheduler:
         from .encoders import load_encoder
         from .pipeline import embed_slide
 
         encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed)
-        if encoder.random_init:
-            print(
-                f"WARNING: {args.encoder}: no weights available; using a RANDOM init (seed {args.seed})",
-                file=sys.stderr,
-            )
         summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"))
         print(summary_line(summary))
         return

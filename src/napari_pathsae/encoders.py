@@ -276,7 +276,11 @@ def load_encoder(
         if not preset.architecture:
             raise PathsaeError(f"{path.name}: give the timm architecture of this checkpoint (--arch NAME)")
         model = _create(timm, preset.architecture, False, preset.kwargs)
-        missing, unexpected = model.load_state_dict(_load_checkpoint(path), strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(_load_checkpoint(path), strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
+            raise PathsaeError(f"{path.name} does not fit {preset.architecture}: {first.strip()}") from None
         if missing or unexpected:
             raise PathsaeError(
                 f"{path.name} does not fit {preset.architecture}: {len(missing)} missing, "

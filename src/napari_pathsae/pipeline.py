@@ -44,6 +44,7 @@ class EmbedOptions:
     patch_tokens: bool = False
     slide_mpp: float | None = None  # overrides the slide's metadata
     visium: str | None = None  # Space Ranger folder of the same section, kept in provenance
+    chunk_tiles: int = 512  # tiles written (and redone after a kill) together
 
 
 def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[int, ...]]:
@@ -97,6 +98,7 @@ def embed_slide(
         grid.tissue_fraction,
         grid.grid_index,
         output_widths(encoder, options),
+        options.chunk_tiles,
     )
     pending = store.pending_chunks()
     slices = store.chunk_slices()

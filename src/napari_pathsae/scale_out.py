@@ -48,7 +48,10 @@ def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedO
             encoder = _ENCODERS[key]
             encoder.device = torch.device(device)
             encoder.model.to(encoder.device)
-    return embed_slide(slide, store, _ENCODERS[key], options)
+    import dask
+
+    with dask.config.set(scheduler="threads"):  # the slide's lazy levels compute here, not on the cluster
+        return embed_slide(slide, store, _ENCODERS[key], options)
 
 
 def embed_many(

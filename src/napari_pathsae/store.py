@@ -8,7 +8,7 @@ Layout (zarr v3 group)::
     grid_index        (N, 2) int32   (row, col) in the tile grid
     embeddings/<name> (N, D) float32 "pooled", "layer_6"…; "patch_tokens" (N, P, D) float16
     activations/<sae> (N, F) float32
-    done              (C,)   bool    one flag per chunk of CHUNK_TILES tiles, set after its data
+    done              (C,)   bool    one flag per chunk of ``chunk_tiles`` tiles, set after its data
 
 A run writes a chunk's arrays before its flag, so a killed run redoes at most one chunk.
 """
@@ -75,6 +75,7 @@ class TileStore:
         tissue_fraction: np.ndarray,
         grid_index: np.ndarray,
         widths: dict[str, tuple[int, ...]],
+        chunk_tiles: int = CHUNK_TILES,
     ) -> TileStore:
         """A new store, or the existing one when it was made from the same slide, encoder and geometry."""
         path = Path(path)
@@ -85,17 +86,19 @@ class TileStore:
                 changed = sorted(k for k in identity if store.identity.get(k) != identity[k])
                 raise PathsaeError(f"{path} was made with a different {', '.join(changed)}; choose another output")
             return store
+        if len(coords) == 0:
+            raise PathsaeError("no tissue tile to embed (lower --min-tissue, or check the slide)")
         root = zarr.open_group(str(path), mode="w-")
-        n = len(coords)
-        root.create_array("coords", data=np.asarray(coords, np.int64), chunks=(CHUNK_TILES, 2))
-        root.create_array("tissue_fraction", data=np.asarray(tissue_fraction, np.float32), chunks=(CHUNK_TILES,))
-        root.create_array("grid_index", data=np.asarray(grid_index, np.int32), chunks=(CHUNK_TILES, 2))
+        n, rows = len(coords), max(1, int(chunk_tiles))
+        root.create_array("coords", data=np.asarray(coords, np.int64), chunks=(rows, 2))
+        root.create_array("tissue_fraction", data=np.asarray(tissue_fraction, np.float32), chunks=(rows,))
+        root.create_array("grid_index", data=np.asarray(grid_index, np.int32), chunks=(rows, 2))
         group = root.create_group("embeddings")
         for name, shape in widths.items():
             dtype = np.float16 if name == "patch_tokens" else np.float32
-            group.create_array(name, shape=(n, *shape), chunks=(CHUNK_TILES, *shape), dtype=dtype, fill_value=np.nan)
+            group.create_array(name, shape=(n, *shape), chunks=(rows, *shape), dtype=dtype, fill_value=np.nan)
         root.create_group("activations")
-        root.create_array("done", shape=(max(1, -(-n // CHUNK_TILES)),), chunks=(4096,), dtype=bool, fill_value=False)
+        root.create_array("done", shape=(-(-n // rows),), chunks=(4096,), dtype=bool, fill_value=False)
         root.attrs.update(
             {
                 "format": FORMAT,
@@ -103,6 +106,7 @@ class TileStore:
                 "provenance": provenance,
                 "complete": False,
                 "version": __version__,
+                "chunk_tiles": rows,
             }
         )
         return cls(path, root)
@@ -164,9 +168,13 @@ class TileStore:
         return self.root["activations"][name]
 
     # --- writing ------------------------------------------------------------------------------
+    @property
+    def chunk_tiles(self) -> int:
+        return int(self.root.attrs.get("chunk_tiles", CHUNK_TILES))
+
     def chunk_slices(self) -> list[slice]:
-        n = self.n_tiles
-        return [slice(i, min(i + CHUNK_TILES, n)) for i in range(0, n, CHUNK_TILES)]
+        n, rows = self.n_tiles, self.chunk_tiles
+        return [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
 
     def pending_chunks(self) -> list[int]:
         done = self.root["done"][:]
@@ -189,6 +197,8 @@ class TileStore:
         group = self.root["activations"]
         if name in group:
             del group[name]
-        array = group.create_array(name, shape=values.shape, chunks=(CHUNK_TILES, values.shape[1]), dtype=np.float32)
+        array = group.create_array(
+            name, shape=values.shape, chunks=(self.chunk_tiles, values.shape[1]), dtype=np.float32
+        )
         array[:] = values
         array.attrs.update({"sae": sae_provenance})

@@ -78,7 +78,11 @@ def normalised_expression(
     sample: VisiumSample, genes: list[str] | None = None, top_genes: int | None = None
 ) -> pd.DataFrame:
     """Library-size normalised (10,000 per spot) log1p expression of the chosen genes, else of every gene
-    detected in at least 3 spots (1%), optionally only the ``top_genes`` most variable."""
+    detected in at least ``min_active_spots`` spots, optionally only the ``top_genes`` most variable.
+
+    Spots whose library is below ``min_spot_counts`` (10% of the median, at least 10 counts) get NaN:
+    after normalisation a handful of counts would make extreme, meaningless values.
+    """
     x = sample.adata.X
     x = x.tocsr().astype(np.float64) if sp.issparse(x) else sp.csr_matrix(np.asarray(x, dtype=np.float64))
     totals = np.asarray(x.sum(axis=1)).ravel()
@@ -92,7 +96,7 @@ def normalised_expression(
             raise PathsaeError(f"genes not in this sample: {', '.join(missing[:5])}")
         index = [int(np.flatnonzero(names == g)[0]) for g in genes]
     else:
-        detected = np.flatnonzero(np.asarray((x > 0).sum(axis=0)).ravel() >= max(3, int(0.01 * x.shape[0])))
+        detected = np.flatnonzero(np.asarray((x > 0).sum(axis=0)).ravel() >= min_active_spots(x.shape[0]))
         if top_genes is not None and len(detected) > top_genes:
             mean = np.asarray(normed[:, detected].mean(axis=0)).ravel()
             var = np.asarray(normed[:, detected].multiply(normed[:, detected]).mean(axis=0)).ravel() - mean**2
@@ -100,14 +104,27 @@ def normalised_expression(
         index = list(detected)
     if not index:
         raise PathsaeError("no gene is detected in enough spots to correlate")
-    return pd.DataFrame(normed[:, index].toarray(), index=sample.adata.obs_names, columns=names[index])
+    values = normed[:, index].toarray()
+    values[totals < min_spot_counts(totals)] = np.nan
+    return pd.DataFrame(values, index=sample.adata.obs_names, columns=names[index])
+
+
+def min_active_spots(n_spots: int) -> int:
+    """Genes and features active in fewer spots than this are not correlated: with a handful of
+    non-zero spots, single-spot leverage gives |r| near 1 by chance among millions of pairs."""
+    return max(10, int(0.02 * n_spots))
+
+
+def min_spot_counts(totals: np.ndarray) -> float:
+    """Library-size QC bound: 10% of the median library, and at least 10 counts."""
+    return max(10.0, 0.1 * float(np.median(totals)))
 
 
 def _zscore(m: np.ndarray) -> np.ndarray:
     centred = m - m.mean(axis=0)
     norm = np.sqrt((centred**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (centred / norm).astype(np.float32)
+        return centred / norm
 
 
 def _p_values(r: np.ndarray, dof: int) -> np.ndarray:
@@ -137,15 +154,18 @@ def correlation_table(
 
     Every pair is tested (q corrects for all of them); the table keeps the pairs with q ≤ ``max_q``
     and each gene's and each feature's ``top`` pairs, or every pair with ``everything``. Spots
-    without tiles are dropped; constant features or genes get no row.
+    without tiles or failing library QC (NaN) are dropped; constant features, features that depart
+    from their median in fewer than ``min_active_spots`` spots, and constant genes get no row.
     """
-    keep = np.isfinite(features).all(axis=1)
+    keep = np.isfinite(features).all(axis=1) & np.isfinite(genes.to_numpy()).all(axis=1)
     f, g = features[keep], genes.to_numpy()[keep]
     n = len(f)
     if n < 4:
         raise PathsaeError(f"only {n} spots overlap the tiles; correlation needs at least 4")
     names = np.asarray(feature_names or [str(i) for i in range(features.shape[1])], dtype=object)
-    live_f = np.flatnonzero(f.std(axis=0) > 0)
+    # a feature active in a spot or two correlates perfectly with some gene by chance: not tested
+    active = (np.abs(f - np.median(f, axis=0)) > 1e-12).sum(axis=0)
+    live_f = np.flatnonzero((f.std(axis=0) > 0) & (active >= min_active_spots(n)))
     live_g = np.flatnonzero(g.std(axis=0) > 0)
     if len(live_f) == 0 or len(live_g) == 0:
         raise PathsaeError("no feature or no gene varies over the spots")

@@ -1,7 +1,8 @@
 """The SAE every architecture shares: weights in SAELens's layout, input normalisation, decoding.
 
-Inputs are centred and scaled per dimension (foundation-model embeddings have outlier
-dimensions that would otherwise dominate the reconstruction loss). On save the normalisation is
+Inputs are centred and scaled by one scalar, except outlier dimensions (foundation-model
+embeddings have a few massive ones), which are scaled down to a bound so they cannot dominate
+the reconstruction loss (see ``train.normalisation_stats``). On save the normalisation is
 folded into W_enc, W_dec and b_dec, so the files compute exactly the same features from raw
 embeddings with SAELens's formula ``f = act((x - b_dec) @ W_enc + b_enc)``, ``x̂ = f @ W_dec + b_dec``.
 """

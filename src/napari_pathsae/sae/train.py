@@ -67,8 +67,16 @@ class EmbeddingStream:
                     yield rows[b : b + batch_size]
 
 
+#: Optimiser steps of even the smallest run.
+MIN_STEPS = 1000
+#: A dimension whose std exceeds this many times the median std counts as an outlier dimension.
+OUTLIER_RATIO = 10.0
+
+
 def normalisation_stats(stream: EmbeddingStream) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std over every stored embedding, one chunk at a time."""
+    """Per-dimension mean, and a scale: one scalar (E‖x‖² = d_in after scaling, as in SAELens)
+    except on outlier dimensions (std > OUTLIER_RATIO × median), which are compressed to that
+    bound so a few massive dimensions cannot dominate the reconstruction loss."""
     count, total, squares = 0, np.zeros(stream.width), np.zeros(stream.width)
     for values in stream.all_chunks():
         count += len(values)
@@ -78,8 +86,11 @@ def normalisation_stats(stream: EmbeddingStream) -> tuple[torch.Tensor, torch.Te
         raise PathsaeError("too few finite embeddings to train an SAE (need at least 2)")
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0))
-    floor = max(float(np.median(std)) * 1e-3, 1e-6)
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(np.maximum(std, floor), dtype=torch.float32)
+    bound = OUTLIER_RATIO * max(float(np.median(std)), 1e-12)
+    tamed = np.minimum(std, bound)
+    scalar = max(float(np.sqrt((tamed**2).mean())), 1e-12)
+    scale = scalar * np.maximum(1.0, std / bound)
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -128,8 +139,9 @@ def train_sae(
     sae = build_sae(cfg).to(device)
     mean, scale = normalisation_stats(stream)
     sae.set_normalisation(mean.to(device), scale.to(device))
-    batch_size = min(options.batch_size, stream.n)
-    steps = max(1, options.samples // batch_size)
+    # small stores (one slide) still get enough optimiser steps: smaller batches, at least MIN_STEPS
+    batch_size = max(1, min(options.batch_size, max(64, stream.n // 4), stream.n))
+    steps = max(MIN_STEPS, options.samples // batch_size)
     optimiser = torch.optim.Adam(sae.parameters(), lr=options.lr, betas=(0.9, 0.999))
     start = time.perf_counter()
     batches = stream.batches(batch_size)

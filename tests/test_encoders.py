@@ -1,0 +1,86 @@
+"""Encoder specs: random init is seeded and flagged, checkpoints load safely, outputs have the right shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_pathsae import PathsaeError
+from napari_pathsae.encoders import PRESETS, choose_device, choose_dtype, cpu_has_native_bf16, load_encoder
+
+TINY = "vit_tiny_patch16_224"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_encoder(TINY, seed=3)
+
+
+def test_random_init_is_flagged_seeded_and_reproducible(tiny):
+    assert tiny.random_init and tiny.seed == 3 and tiny.provenance()["random_init"] is True
+    again = load_encoder(TINY, seed=3)
+    other = load_encoder(TINY, seed=4)
+    assert again.weights_sha256 == tiny.weights_sha256 != other.weights_sha256
+
+
+def test_outputs_pooled_layers_and_patch_tokens(tiny):
+    tiles = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    out = tiny.embed(tiles, layers=(1, 12), patch_tokens=True)
+    assert out["pooled"].shape == (3, 192) and out["layer_1"].shape == (3, 192)
+    assert out["patch_tokens"].shape == (3, 196, 192)
+    np.testing.assert_allclose(out["pooled"], tiny.embed(tiles)["pooled"], atol=1e-5)
+    assert not np.allclose(out["layer_1"], out["layer_12"])
+    small = tiny.embed(tiles[:, :112, :112])  # other tile sizes are resized to the input size
+    assert small["pooled"].shape == (3, 192)
+
+
+def test_checkpoint_roundtrip_and_mismatch(tmp_path, tiny):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    loaded = load_encoder(str(tmp_path / "w.safetensors"), architecture=TINY)
+    assert not loaded.random_init and loaded.weights_sha256 == tiny.weights_sha256
+    with pytest.raises(PathsaeError, match="does not fit vit_small_patch16_224"):
+        load_encoder(str(tmp_path / "w.safetensors"), architecture="vit_small_patch16_224")
+    with pytest.raises(PathsaeError, match="give the timm architecture"):
+        load_encoder(str(tmp_path / "w.safetensors"))
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(PathsaeError, match="cannot load the checkpoint safely"):
+        load_encoder(str(tmp_path / "bad.pth"), architecture=TINY)
+
+
+class Payload:
+    """Any pickled class: torch.load(weights_only=True) must refuse to build it."""
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    torch.save({"weights": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(PathsaeError, match="cannot load the checkpoint safely"):
+        load_encoder(str(tmp_path / "evil.pth"), architecture=TINY)
+
+
+def test_unknown_specs_and_devices():
+    with pytest.raises(PathsaeError, match="unknown encoder"):
+        load_encoder("no_such_model_anywhere")
+    with pytest.raises(PathsaeError, match="weights unavailable"):
+        load_encoder("hf-hub:someone/something")
+    with pytest.raises(PathsaeError, match="weights unavailable"):
+        load_encoder(TINY, allow_random=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(PathsaeError, match="no CUDA GPU"):
+            choose_device("cuda")
+
+
+def test_dtype_follows_the_hardware():
+    cpu = torch.device("cpu")
+    assert choose_dtype(cpu) == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert choose_dtype(cpu, "fp32") == torch.float32
+    with pytest.raises(PathsaeError):
+        choose_dtype(cpu, "fp8")
+
+
+def test_presets_build_the_published_architectures():
+    uni = load_encoder("uni")  # offline here: random init of the right shape, and flagged
+    assert uni.random_init and uni.width == 1024 and uni.architecture == "vit_large_patch16_224"
+    assert PRESETS["virchow2"].pooling == "cls+mean"

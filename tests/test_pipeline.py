@@ -1,0 +1,71 @@
+"""Embedding a real slide into its store: values equal the encoder on the tiles, runs resume, stores are never mixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SVS
+from napari_pathsae import PathsaeError, open_slide
+from napari_pathsae.encoders import load_encoder
+from napari_pathsae.pipeline import EmbedOptions, embed_slide, summary_line
+from napari_pathsae.store import TileStore
+from napari_pathsae.tiles import TileGeometry, read_tiles, tile_grid
+
+TINY = "vit_tiny_patch16_224"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_encoder(TINY)
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, tiny):
+    path = tmp_path_factory.mktemp("embed") / "skin.zarr"
+    events = []
+    summary = embed_slide(SVS, path, tiny, EmbedOptions(layers=(6,), chunk_tiles=16), events.append)
+    return path, summary, events
+
+
+def test_store_holds_the_encoder_outputs_of_the_grid_tiles(embedded, tiny):
+    path, summary, events = embedded
+    store = TileStore.open(path)
+    slide = open_slide(SVS)
+    grid = tile_grid(slide, TileGeometry())
+    assert store.complete and store.n_tiles == len(grid) == summary["tiles"] == summary["computed"]
+    np.testing.assert_array_equal(store.coords, grid.coords)
+    pick = np.array([0, 17, len(grid) - 1])
+    expected = tiny.embed(read_tiles(slide, grid, pick), layers=(6,))
+    np.testing.assert_allclose(store.embeddings("pooled").oindex[pick, :], expected["pooled"], atol=2e-3)
+    np.testing.assert_allclose(store.embeddings("layer_6").oindex[pick, :], expected["layer_6"], atol=2e-3)
+    provenance = store.provenance
+    assert provenance["encoder"]["random_init"] is True and provenance["slide_mpp"] == pytest.approx(0.499)
+    assert provenance["geometry"]["tile_um"] == pytest.approx(112)
+    assert [e.done for e in events] == sorted(e.done for e in events) and events[-1].done == len(grid)
+    line = summary_line(summary)
+    assert f"{len(grid)} tiles" in line and "tiles/s" in line and "RANDOM-INIT" in line and "batch 32" in line
+
+
+def test_a_killed_run_resumes_and_ends_with_the_clean_result(embedded, tiny, tmp_path):
+    import shutil
+
+    path, _, _ = embedded
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(path, copy)
+    store = TileStore.open(copy, mode="r+")
+    clean = store.embeddings()[:]
+    store.root["done"][1:3] = False  # as if killed after chunk 0, with chunks 1-2 half written
+    store.root["embeddings"]["pooled"][16:48] = np.nan
+    store.root.attrs["complete"] = False
+    summary = embed_slide(SVS, copy, tiny, EmbedOptions(layers=(6,), chunk_tiles=16))
+    assert summary["computed"] == 32
+    np.testing.assert_allclose(TileStore.open(copy).embeddings()[:], clean, atol=1e-5)
+
+
+def test_a_store_is_never_mixed_with_another_encoder_or_geometry(embedded):
+    path, _, _ = embedded
+    with pytest.raises(PathsaeError, match="encoder_weights_sha256"):
+        embed_slide(SVS, path, load_encoder(TINY, seed=1), EmbedOptions(layers=(6,), chunk_tiles=16))
+    with pytest.raises(PathsaeError, match="geometry"):
+        embed_slide(SVS, path, load_encoder(TINY), EmbedOptions(TileGeometry(min_tissue=0.5), layers=(6,)))
