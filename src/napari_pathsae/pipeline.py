@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from .encoders import Encoder
 from .io.slides import open_slide
-from .store import TileStore, content_fingerprint
+from .store import TileStore, content_sha256
 from .tiles import TileGeometry, read_tiles, tile_grid
 
 
@@ -69,7 +69,7 @@ def embed_slide(
     slide = open_slide(slide_path, mpp=options.slide_mpp)
     grid = tile_grid(slide, options.geometry)
     identity = {
-        "slide_fingerprint": content_fingerprint(Path(slide_path)),
+        "slide_sha256": content_sha256(Path(slide_path)),
         "encoder_spec": encoder.spec,
         "encoder_weights_sha256": encoder.weights_sha256,
         "geometry": options.geometry.to_dict(),
