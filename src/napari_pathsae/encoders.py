@@ -70,20 +70,16 @@ PRESETS: dict[str, EncoderPreset] = {
         kwargs={"init_values": 1e-5, "reg_tokens": 4, **_SWIGLU},
         pooling="cls+mean",
     ),
-    "h-optimus-0": EncoderPreset(
-        "vit_giant_patch14_reg4_dinov2",
-        "hf-hub:bioptimus/H-optimus-0",
-        mean=(0.707223, 0.578729, 0.703617),
-        std=(0.211883, 0.230117, 0.177517),
-        kwargs={"init_values": 1e-5},
-    ),
-    "h-optimus-1": EncoderPreset(
-        "vit_giant_patch14_reg4_dinov2",
-        "hf-hub:bioptimus/H-optimus-1",
-        mean=(0.707223, 0.578729, 0.703617),
-        std=(0.211883, 0.230117, 0.177517),
-        kwargs={"init_values": 1e-5},
-    ),
+    **{
+        f"h-optimus-{version}": EncoderPreset(
+            "vit_giant_patch14_reg4_dinov2",
+            f"hf-hub:bioptimus/H-optimus-{version}",
+            mean=(0.707223, 0.578729, 0.703617),
+            std=(0.211883, 0.230117, 0.177517),
+            kwargs={"init_values": 1e-5},
+        )
+        for version in (0, 1)
+    },
     "gigapath": EncoderPreset("vit_giant_patch14_dinov2", "hf-hub:prov-gigapath/prov-gigapath"),
 }
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
