@@ -60,6 +60,8 @@ def test_a_killed_run_resumes_and_ends_with_the_clean_result(embedded, tiny, tmp
     store.root.attrs["complete"] = False
     summary = embed_slide(SVS, copy, tiny, EmbedOptions(layers=(6,), chunk_tiles=16))
     assert summary["computed"] == 32
+    rerun = embed_slide(SVS, copy, tiny, EmbedOptions(layers=(6,), chunk_tiles=16))
+    assert rerun["computed"] == 0 and TileStore.open(copy).root.attrs["summary"]["computed"] == 32
     np.testing.assert_allclose(TileStore.open(copy).embeddings()[:], clean, atol=1e-5)
 
 

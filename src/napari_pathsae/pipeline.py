@@ -100,6 +100,30 @@ def embed_slide(
         output_widths(encoder, options),
         options.chunk_tiles,
     )
+    try:
+        computed = _embed_pending(store, slide, grid, encoder, options, progress, Path(slide_path).name, start)
+    finally:
+        slide.close()
+    seconds = time.perf_counter() - start
+    summary = {
+        "slide": str(slide_path),
+        "store": str(store_path),
+        "tiles": len(grid),
+        "computed": computed,
+        "seconds": round(seconds, 3),
+        "tiles_per_s": round(computed / seconds, 2) if computed else 0.0,
+        "device": str(encoder.device),
+        "dtype": str(encoder.dtype).removeprefix("torch."),
+        "batch_size": options.batch_size,
+        "random_init": encoder.random_init,
+    }
+    if computed or not store.complete:  # a rerun on a finished store keeps the original run's record
+        store.mark_complete(summary)
+    return summary
+
+
+def _embed_pending(store, slide, grid, encoder, options, progress, name: str, start: float) -> int:
+    """Embed the store's unfinished chunks, reading the next one while computing; returns tiles computed."""
     pending = store.pending_chunks()
     slices = store.chunk_slices()
     total = len(grid)
@@ -118,23 +142,8 @@ def embed_slide(
             computed += len(tiles)
             if progress:
                 elapsed = time.perf_counter() - start
-                progress(Progress(Path(slide_path).name, done, total, elapsed, computed / max(elapsed, 1e-9)))
-    seconds = time.perf_counter() - start
-    summary = {
-        "slide": str(slide_path),
-        "store": str(store_path),
-        "tiles": total,
-        "computed": computed,
-        "seconds": round(seconds, 3),
-        "tiles_per_s": round(computed / seconds, 2) if computed else 0.0,
-        "device": str(encoder.device),
-        "dtype": str(encoder.dtype).removeprefix("torch."),
-        "batch_size": options.batch_size,
-        "random_init": encoder.random_init,
-    }
-    store.mark_complete(summary)
-    slide.close()
-    return summary
+                progress(Progress(name, done, total, elapsed, computed / max(elapsed, 1e-9)))
+    return computed
 
 
 def _embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
