@@ -174,8 +174,6 @@ def _embed(args: argparse.Namespace) -> None:
         raise PathsaeError("several slides share a file name; embed them into separate output folders")
     stores = [str(args.output / f"{stem}.zarr") for stem in stems]
     request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed)
-    from .pipeline import summary_line
-
     embed_many(
         [str(s) for s in args.slides],
         stores,
