@@ -58,6 +58,11 @@ def test_a_killed_run_resumes_and_ends_with_the_clean_result(embedded, tiny, tmp
     store.root["done"][1:3] = False  # as if killed after chunk 0, with chunks 1-2 half written
     store.root["embeddings"]["pooled"][16:48] = np.nan
     store.root.attrs["complete"] = False
+    from napari_pathsae.pipeline import train_to_folder
+    from napari_pathsae.sae.train import TrainOptions
+
+    with pytest.raises(PathsaeError, match="unfinished"):
+        train_to_folder([copy], tmp_path / "sae", TrainOptions())
     summary = embed_slide(SVS, copy, tiny, EmbedOptions(layers=(6,), chunk_tiles=16))
     assert summary["computed"] == 32
     rerun = embed_slide(SVS, copy, tiny, EmbedOptions(layers=(6,), chunk_tiles=16))

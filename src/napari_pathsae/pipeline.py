@@ -165,13 +165,23 @@ def summary_line(summary: dict) -> str:
     )
 
 
+def _finished(store: TileStore) -> TileStore:
+    from .errors import PathsaeError
+
+    if not store.complete:
+        raise PathsaeError(
+            f"{store.path} is unfinished (embedding was interrupted); rerun `pathsae embed` to finish it"
+        )
+    return store
+
+
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
     from .errors import PathsaeError
     from .sae.formats import load_sae
 
     sae, cfg = load_sae(sae_dir)
-    store = TileStore.open(store_path, mode="r+")
+    store = _finished(TileStore.open(store_path, mode="r+"))
     layer = cfg.get("metadata", {}).get("hook_name") or "pooled"
     embeddings = store.embeddings(layer if layer in store.embedding_names() else "pooled")
     if embeddings.shape[1] != sae.cfg.d_in:
@@ -200,7 +210,7 @@ def train_to_folder(stores: list[str | Path], output: str | Path, options, progr
     from .sae.formats import save_sae
     from .sae.train import train_sae
 
-    opened = [TileStore.open(s) for s in stores]
+    opened = [_finished(TileStore.open(s)) for s in stores]
     encoders = {s.provenance["encoder"]["weights_sha256"] for s in opened}
     if len(encoders) > 1:
         raise PathsaeError("the stores were embedded with different encoders; train on one encoder's stores")
