@@ -68,8 +68,13 @@ def test_unknown_specs_and_devices():
     with pytest.raises(PathsaeError, match="weights unavailable"):
         load_encoder(TINY, allow_random=False)
     if not torch.cuda.is_available():
-        with pytest.raises(PathsaeError, match="no CUDA GPU"):
-            choose_device("cuda")
+        for device in ("cuda", "cuda:1"):
+            with pytest.raises(PathsaeError, match="no CUDA GPU"):
+                choose_device(device)
+    for device in ("cpu:1", "tpu"):
+        with pytest.raises(PathsaeError, match="unknown device"):
+            choose_device(device)
+    assert choose_device("cpu") == torch.device("cpu")
 
 
 def test_dtype_follows_the_hardware():

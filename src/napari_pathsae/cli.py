@@ -244,9 +244,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from .plugin.reader import is_visium_folder
-
-    if args.path.suffix.lower() == ".h5ad" or is_visium_folder(args.path) or args.path.is_dir():
+    if args.path.suffix.lower() == ".h5ad" or args.path.is_dir():
         from .io.visium import open_visium
 
         sample = open_visium(args.path, fullres_image=args.fullres, mpp=args.mpp)

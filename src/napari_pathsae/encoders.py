@@ -97,18 +97,21 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
 
 
 def choose_device(requested: str = "auto") -> torch.device:
-    """cuda → mps → cpu for "auto"; an unavailable explicit device is a user error."""
+    """cuda → mps → cpu for "auto"; "cuda:N" picks a GPU; an unavailable explicit device is a user error."""
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise PathsaeError("--device cuda: no CUDA GPU is available")
+    kind, _, index = requested.partition(":")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise PathsaeError(f"--device {requested}: no CUDA GPU is available")
+    if kind == "cuda" and index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise PathsaeError(f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s)")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise PathsaeError("--device mps: Apple MPS is not available")
-    if requested not in ("cpu", "cuda", "mps"):
+    if kind not in ("cpu", "cuda", "mps") or (index and kind != "cuda"):
         raise PathsaeError(f"unknown device {requested!r} (auto, cpu, cuda or mps)")
     return torch.device(requested)
 

@@ -82,14 +82,14 @@ def tile_table(
     index = np.flatnonzero(keep)
     matrix = np.asarray(values.oindex[index, :] if len(index) else np.empty((0, values.shape[1])), dtype=np.float32)
     coords = store.coords[index]
-    side = store.tile_side0
+    centres_um = store.tile_centres[index] * store.slide_mpp
     meta = pd.DataFrame(
         {
             "tile": index,
             "x": coords[:, 0],
             "y": coords[:, 1],
-            "centre_x_um": (coords[:, 0] + side / 2) * store.slide_mpp,
-            "centre_y_um": (coords[:, 1] + side / 2) * store.slide_mpp,
+            "centre_x_um": centres_um[:, 0],
+            "centre_y_um": centres_um[:, 1],
             "tissue_fraction": store.tissue_fraction[index],
         }
     )
@@ -147,11 +147,11 @@ def export_tiles(
     store: TileStore, path: str | Path, bbox=None, geojson=None, sae: str | None = None, overwrite: bool = False
 ) -> int:
     """Write the region's tile table; returns the number of rows."""
-    centres = store.coords + store.tile_side0 / 2
+    centres = store.tile_centres
     meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson), sae)
     if len(meta) == 0:
         raise PathsaeError("no tile lies in the region")
-    xy = meta[["x", "y"]].to_numpy(float) + store.tile_side0 / 2
+    xy = centres[meta["tile"].to_numpy()].astype(float)
     write_table(meta, matrix, kind, path, xy, {"store": str(store.path), "provenance": store.provenance}, overwrite)
     return len(meta)
 

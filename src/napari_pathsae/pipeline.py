@@ -13,6 +13,7 @@ import torch
 
 from . import __version__
 from .encoders import Encoder
+from .errors import PathsaeError
 from .io.slides import open_slide
 from .store import TileStore, content_sha256
 from .tiles import TileGeometry, read_tiles, tile_grid
@@ -68,13 +69,14 @@ def embed_slide(
     start = time.perf_counter()
     slide = open_slide(slide_path, mpp=options.slide_mpp)
     grid = tile_grid(slide, options.geometry)
+    widths = output_widths(encoder, options)
     identity = {
         "slide_sha256": content_sha256(Path(slide_path)),
         "encoder_spec": encoder.spec,
         "encoder_weights_sha256": encoder.weights_sha256,
         "geometry": options.geometry.to_dict(),
         "slide_mpp": slide.mpp,
-        "outputs": sorted(output_widths(encoder, options)),
+        "outputs": sorted(widths),
     }
     provenance = {
         "slide_path": str(Path(slide_path).resolve()),
@@ -97,7 +99,7 @@ def embed_slide(
         grid.coords,
         grid.tissue_fraction,
         grid.grid_index,
-        output_widths(encoder, options),
+        widths,
         options.chunk_tiles,
     )
     try:
@@ -166,8 +168,6 @@ def summary_line(summary: dict) -> str:
 
 
 def _finished(store: TileStore) -> TileStore:
-    from .errors import PathsaeError
-
     if not store.complete:
         raise PathsaeError(
             f"{store.path} is unfinished (embedding was interrupted); rerun `pathsae embed` to finish it"
@@ -177,7 +177,6 @@ def _finished(store: TileStore) -> TileStore:
 
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
-    from .errors import PathsaeError
     from .sae.formats import load_sae
 
     sae, cfg = load_sae(sae_dir)
@@ -206,7 +205,6 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
 
 def train_to_folder(stores: list[str | Path], output: str | Path, options, progress=None) -> dict:
     """Train an SAE on the stores' embeddings and save it with its provenance; returns the metrics."""
-    from .errors import PathsaeError
     from .sae.formats import save_sae
     from .sae.train import train_sae
 
@@ -219,7 +217,7 @@ def train_to_folder(stores: list[str | Path], output: str | Path, options, progr
     extra = {
         "encoder": opened[0].provenance["encoder"],
         "stores": [str(s.path.resolve()) for s in opened],
-        "training": {k: v for k, v in vars(options).items()},
+        "training": dict(vars(options)),
         "metrics": metrics,
         "package_version": __version__,
     }

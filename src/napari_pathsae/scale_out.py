@@ -41,13 +41,7 @@ def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedO
         device = f"cuda:{index % torch.cuda.device_count()}"
     key = (request, device)
     if key not in _ENCODERS:
-        _ENCODERS[key] = load_encoder(
-            request.spec, request.architecture, device.split(":")[0], request.dtype, request.seed
-        )
-        if device.startswith("cuda:"):
-            encoder = _ENCODERS[key]
-            encoder.device = torch.device(device)
-            encoder.model.to(encoder.device)
+        _ENCODERS[key] = load_encoder(request.spec, request.architecture, device, request.dtype, request.seed)
     import dask
 
     with dask.config.set(scheduler="threads"):  # the slide's lazy levels compute here, not on the cluster

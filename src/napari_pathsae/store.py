@@ -126,6 +126,11 @@ class TileStore:
         return self.root["coords"][:]
 
     @property
+    def tile_centres(self) -> np.ndarray:
+        """(N, 2) level-0 (x, y) of each tile's centre."""
+        return self.coords + self.tile_side0 / 2
+
+    @property
     def tissue_fraction(self) -> np.ndarray:
         return self.root["tissue_fraction"][:]
 

@@ -76,14 +76,6 @@ class TileGrid:
     def __len__(self) -> int:
         return len(self.coords)
 
-    @property
-    def centres_xy(self) -> np.ndarray:
-        return self.coords + self.side0 / 2
-
-    @property
-    def coords_um(self) -> np.ndarray:
-        return self.coords * self.slide_mpp
-
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of an (H, W, 3+) image."""

@@ -43,9 +43,6 @@ class WorldFrame:
         """(N, 2) full-resolution (row, col) pixels to world (row, col)."""
         return np.asarray(rowcol, dtype=float) * self.world_per_fullres_px
 
-    def world_to_fullres_rowcol(self, world: np.ndarray) -> np.ndarray:
-        return np.asarray(world, dtype=float) / self.world_per_fullres_px
-
     def fullres_length_to_world(self, length_px: float) -> float:
         return float(length_px) * self.world_per_fullres_px
 
@@ -56,8 +53,3 @@ def xy_to_rowcol(xy: np.ndarray) -> np.ndarray:
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"expected an (N, 2) array of (x, y) coordinates, got shape {xy.shape}")
     return xy[:, ::-1].copy()
-
-
-def rowcol_to_xy(rowcol: np.ndarray) -> np.ndarray:
-    """napari (row, col) to AnnData (x, y)."""
-    return xy_to_rowcol(rowcol)
