@@ -97,3 +97,28 @@ def svs_jpeg2000_no_mpp(tmp_path_factory) -> Path:
         tif.write(downsample(level0, 4), description=description, metadata=None, **tile)
         tif.write(downsample(level0, 16), description=description, metadata=None, **tile)
     return path
+
+
+TINY_ENCODER = "vit_tiny_patch16_224"  # random init offline: a real ViT, small enough for CI
+
+
+@pytest.fixture(scope="session")
+def her2st_model(tmp_path_factory):
+    """The her2st B4 section embedded (112 µm tiles), a TopK SAE trained and applied, and a planted gene.
+
+    Returns the folder holding ``b4.zarr``, ``sae/`` and ``planted/`` (Space Ranger outs with PLANTED1).
+    """
+    from napari_pathsae.encoders import load_encoder
+    from napari_pathsae.pipeline import EmbedOptions, embed_slide, encode_store, train_to_folder
+    from napari_pathsae.sae.train import TrainOptions
+    from napari_pathsae.tiles import TileGeometry
+    from planting import spot_saturation, write_planted_outs
+
+    work = tmp_path_factory.mktemp("her2st_model")
+    encoder = load_encoder(TINY_ENCODER, allow_random=True)
+    options = EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69, batch_size=64)
+    embed_slide(HER2ST_HE, work / "b4.zarr", encoder, options)
+    train_to_folder([work / "b4.zarr"], work / "sae", TrainOptions(arch="topk", expansion=8, k=16))
+    encode_store(work / "b4.zarr", work / "sae")
+    write_planted_outs(HER2ST_OUTS, work / "planted", spot_saturation(HER2ST_HE, HER2ST_OUTS))
+    return work

@@ -25,9 +25,12 @@ FORMATS = (".csv", ".parquet", ".h5ad")
 
 
 def region_mask(
-    centres_xy: np.ndarray, bbox: tuple[float, float, float, float] | None = None, geojson: str | Path | None = None
+    centres_xy: np.ndarray,
+    bbox: tuple[float, float, float, float] | None = None,
+    geojson: str | Path | None = None,
+    polygon=None,
 ) -> np.ndarray:
-    """Tiles whose centre lies in the bbox (x0, y0, x1, y1) and/or the GeoJSON polygon(s)."""
+    """Points (tile centres) in the bbox (x0, y0, x1, y1), the GeoJSON polygon(s) and/or a shapely polygon."""
     keep = np.ones(len(centres_xy), dtype=bool)
     if bbox is not None:
         x0, y0, x1, y1 = bbox
@@ -38,6 +41,10 @@ def region_mask(
         import shapely
 
         keep &= shapely.contains_xy(read_polygon(geojson), centres_xy[:, 0], centres_xy[:, 1])
+    if polygon is not None:
+        import shapely
+
+        keep &= shapely.contains_xy(polygon, centres_xy[:, 0], centres_xy[:, 1])
     return keep
 
 
@@ -81,6 +88,8 @@ def tile_table(
         values, kind = store.embeddings("pooled"), "embedding"
     index = np.flatnonzero(keep)
     matrix = np.asarray(values.oindex[index, :] if len(index) else np.empty((0, values.shape[1])), dtype=np.float32)
+    computed = ~np.isnan(matrix).any(axis=1)  # tiles the viewer has not computed yet are left out
+    index, matrix = index[computed], matrix[computed]
     coords = store.coords[index]
     centres_um = store.tile_centres[index] * store.slide_mpp
     meta = pd.DataFrame(
@@ -144,11 +153,17 @@ def write_table(
 
 
 def export_tiles(
-    store: TileStore, path: str | Path, bbox=None, geojson=None, sae: str | None = None, overwrite: bool = False
+    store: TileStore,
+    path: str | Path,
+    bbox=None,
+    geojson=None,
+    sae: str | None = None,
+    overwrite: bool = False,
+    polygon=None,
 ) -> int:
     """Write the region's tile table; returns the number of rows."""
     centres = store.tile_centres
-    meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson), sae)
+    meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson, polygon), sae)
     if len(meta) == 0:
         raise PathsaeError("no tile lies in the region")
     xy = centres[meta["tile"].to_numpy()].astype(float)
@@ -163,13 +178,20 @@ def export_spots(
     genes: list[str] | None = None,
     sae: str | None = None,
     overwrite: bool = False,
+    polygon=None,
 ) -> int:
-    """Visium spot table: aggregated tile features beside the spots' normalised expression."""
+    """Visium spot table: aggregated tile features beside the spots' normalised expression (spots in ``polygon``)."""
     from .analysis.spots import aggregate_to_spots, normalised_expression
 
     _, matrix, kind = tile_table(store, None, sae)
     values, covered = aggregate_to_spots(store, sample, matrix)
     expression = normalised_expression(sample, genes)
+    if polygon is not None:
+        keep = region_mask(sample.adata.obsm["spatial"], polygon=polygon)
+        if not keep.any():
+            raise PathsaeError("no spot lies in the region")
+        sample = _subset(sample, keep)
+        values, covered, expression = values[keep], covered[keep], expression[keep]
     meta = pd.DataFrame(
         {
             "barcode": sample.adata.obs_names,
@@ -181,3 +203,9 @@ def export_spots(
     meta = pd.concat([meta, expression.reset_index(drop=True).add_prefix("gene_")], axis=1)
     write_table(meta, values, kind, path, sample.adata.obsm["spatial"], {"store": str(store.path)}, overwrite)
     return len(meta)
+
+
+def _subset(sample, keep: np.ndarray):
+    from dataclasses import replace
+
+    return replace(sample, adata=sample.adata[keep])

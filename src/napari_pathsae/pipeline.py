@@ -14,9 +14,9 @@ import torch
 from . import __version__
 from .encoders import Encoder
 from .errors import PathsaeError
-from .io.slides import open_slide
+from .io.slides import Slide, open_slide
 from .store import TileStore, content_sha256
-from .tiles import TileGeometry, read_tiles, tile_grid
+from .tiles import TileGeometry, TileGrid, read_tiles, tile_grid
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,52 @@ def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[in
     return widths
 
 
+def prepare_store(
+    slide_path: str | Path, store_path: str | Path, encoder: Encoder, options: EmbedOptions = EmbedOptions()
+) -> tuple[TileStore, Slide, TileGrid]:
+    """The slide's tile grid and its store (created, or resumed when slide, encoder and geometry match)."""
+    slide = open_slide(slide_path, mpp=options.slide_mpp)
+    try:
+        grid = tile_grid(slide, options.geometry)
+        widths = output_widths(encoder, options)
+        identity = {
+            "slide_sha256": content_sha256(Path(slide_path)),
+            "encoder_spec": encoder.spec,
+            "encoder_weights_sha256": encoder.weights_sha256,
+            "geometry": options.geometry.to_dict(),
+            "slide_mpp": slide.mpp,
+            "outputs": sorted(widths),
+        }
+        provenance = {
+            "slide_path": str(Path(slide_path).resolve()),
+            "slide_mpp": slide.mpp,
+            "slide_mpp_source": slide.mpp_source,
+            "slide_shape_yx": list(slide.shape_yx),
+            "tile_side_level0_px": grid.side0,
+            "read_level": grid.read_level,
+            "encoder": encoder.provenance(),
+            "geometry": options.geometry.to_dict(),
+            "visium": options.visium,
+            "package_version": __version__,
+            "torch_version": torch.__version__,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        store = TileStore.create_or_resume(
+            store_path,
+            identity,
+            provenance,
+            grid.coords,
+            grid.tissue_fraction,
+            grid.grid_index,
+            widths,
+            options.chunk_tiles,
+        )
+    except BaseException:
+        slide.close()
+        raise
+    return store, slide, grid
+
+
 def embed_slide(
     slide_path: str | Path,
     store_path: str | Path,
@@ -67,41 +113,7 @@ def embed_slide(
 ) -> dict:
     """Embed every tissue tile of one slide into its store (resuming a killed run); returns the summary."""
     start = time.perf_counter()
-    slide = open_slide(slide_path, mpp=options.slide_mpp)
-    grid = tile_grid(slide, options.geometry)
-    widths = output_widths(encoder, options)
-    identity = {
-        "slide_sha256": content_sha256(Path(slide_path)),
-        "encoder_spec": encoder.spec,
-        "encoder_weights_sha256": encoder.weights_sha256,
-        "geometry": options.geometry.to_dict(),
-        "slide_mpp": slide.mpp,
-        "outputs": sorted(widths),
-    }
-    provenance = {
-        "slide_path": str(Path(slide_path).resolve()),
-        "slide_mpp": slide.mpp,
-        "slide_mpp_source": slide.mpp_source,
-        "slide_shape_yx": list(slide.shape_yx),
-        "tile_side_level0_px": grid.side0,
-        "read_level": grid.read_level,
-        "encoder": encoder.provenance(),
-        "geometry": options.geometry.to_dict(),
-        "visium": options.visium,
-        "package_version": __version__,
-        "torch_version": torch.__version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    store = TileStore.create_or_resume(
-        store_path,
-        identity,
-        provenance,
-        grid.coords,
-        grid.tissue_fraction,
-        grid.grid_index,
-        widths,
-        options.chunk_tiles,
-    )
+    store, slide, grid = prepare_store(slide_path, store_path, encoder, options)
     try:
         computed = _embed_pending(store, slide, grid, encoder, options, progress, Path(slide_path).name, start)
     finally:
@@ -138,7 +150,7 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
             tiles = upcoming.result()
             if position + 1 < len(pending):
                 upcoming = reader.submit(read, pending[position + 1])  # read the next while computing
-            outputs = _embed_batches(encoder, tiles, options)
+            outputs = embed_batches(encoder, tiles, options)
             store.write_chunk(chunk, outputs)
             done += len(tiles)
             computed += len(tiles)
@@ -148,7 +160,7 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
     return computed
 
 
-def _embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
+def embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {}
     for begin in range(0, len(tiles), options.batch_size):
         batch = encoder.embed(tiles[begin : begin + options.batch_size], options.layers, options.patch_tokens)
@@ -177,7 +189,7 @@ def _finished(store: TileStore) -> TileStore:
 
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
-    from .sae.formats import load_sae
+    from .sae.formats import load_sae, sae_weights_sha256
 
     sae, cfg = load_sae(sae_dir)
     store = _finished(TileStore.open(store_path, mode="r+"))
@@ -198,7 +210,14 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
             values[begin : begin + batch_rows] = sae.encode(torch.nan_to_num(x)).numpy()
     name = name or Path(sae_dir).name
     store.write_activations(
-        name, values, {"path": str(Path(sae_dir).resolve()), "layer": layer, **cfg.get("pathsae", {})}
+        name,
+        values,
+        {
+            "path": str(Path(sae_dir).resolve()),
+            "layer": layer,
+            "weights_sha256": sae_weights_sha256(sae_dir),
+            **cfg.get("pathsae", {}),
+        },
     )
     return name
 

@@ -190,6 +190,34 @@ class TileStore:
             {"complete": True, "summary": summary, "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         )
 
+    def embedded_tiles(self) -> np.ndarray:
+        """(N,) bool: tiles whose embeddings are written (NaN marks a tile not computed yet)."""
+        return ~np.isnan(self.root["embeddings"]["pooled"][:, 0])
+
+    def write_tiles(self, indices: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        """Write the embeddings of scattered tiles (sorted ``indices``), then flag every chunk now complete."""
+        for name, values in outputs.items():
+            self.root["embeddings"][name].oindex[indices] = values
+        embedded = self.embedded_tiles()
+        for chunk in {int(i) // self.chunk_tiles for i in indices}:
+            if embedded[self.chunk_slices()[chunk]].all():
+                self.root["done"][chunk] = True
+
+    def activation_array(self, name: str, width: int, sae_provenance: dict) -> zarr.Array:
+        """The NaN-filled activations of one SAE, filled as tiles are computed (replaced if another SAE's)."""
+        group = self.root["activations"]
+        if name in group:
+            array = group[name]
+            same = array.attrs.get("sae", {}).get("weights_sha256") == sae_provenance.get("weights_sha256")
+            if same and array.shape == (self.n_tiles, width):
+                return array
+            del group[name]
+        array = group.create_array(
+            name, shape=(self.n_tiles, width), chunks=(self.chunk_tiles, width), dtype=np.float32, fill_value=np.nan
+        )
+        array.attrs.update({"sae": sae_provenance})
+        return array
+
     def write_activations(self, name: str, values: np.ndarray, sae_provenance: dict) -> None:
         """Replace the activations of one SAE (written whole, then described)."""
         group = self.root["activations"]

@@ -6,4 +6,4 @@ from napari.utils.notifications import show_error
 
 
 def report_error(exc: Exception) -> None:
-    show_error(str(exc))
+    show_error(str(exc) or type(exc).__name__)

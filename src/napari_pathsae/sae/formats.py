@@ -54,6 +54,13 @@ def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
     return directory
 
 
+def sae_weights_sha256(directory: str | Path) -> str:
+    """Fingerprint of an SAE folder's weights: activations cached in a store are tied to it."""
+    import hashlib
+
+    return hashlib.sha256((Path(directory) / WEIGHTS).read_bytes()).hexdigest()
+
+
 def load_sae(directory: str | Path) -> tuple[SAE, dict]:
     """An SAE acting on raw embeddings from our files or SAELens's (standard, topk, jumprelu)."""
     from safetensors import SafetensorError

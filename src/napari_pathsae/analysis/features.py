@@ -1,0 +1,84 @@
+"""Per-feature summaries of SAE activations, top tiles, and concepts (clusters of activation profiles)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PathsaeError
+
+CONCEPT_METHODS = ("kmeans", "nmf")
+
+
+def feature_table(activations: np.ndarray) -> pd.DataFrame:
+    """One row per feature over the computed tiles (rows without NaN): frequency, max, mean when active."""
+    values = activations[~np.isnan(activations).any(axis=1)]
+    n = len(values)
+    active = values > 0
+    count = active.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_active = np.where(count > 0, np.where(active, values, 0).sum(axis=0) / count, 0.0)
+    return pd.DataFrame(
+        {
+            "feature": np.arange(activations.shape[1]),
+            "frequency": count / max(n, 1),
+            "max": values.max(axis=0) if n else np.zeros(activations.shape[1]),
+            "mean_active": mean_active,
+        }
+    )
+
+
+def top_tiles(values: np.ndarray, k: int = 12) -> np.ndarray:
+    """Indices of the ``k`` highest finite positive values, highest first."""
+    finite = np.flatnonzero(np.isfinite(values) & (values > 0))
+    order = np.argsort(-values[finite], kind="stable")[:k]
+    return finite[order]
+
+
+def argmax_feature(activations: np.ndarray) -> np.ndarray:
+    """(N,) int: 1 + the strongest feature of each tile; 0 where nothing fires or the tile is not computed."""
+    filled = np.nan_to_num(activations, nan=0.0)
+    best = filled.argmax(axis=1) + 1
+    best[filled.max(axis=1) <= 0] = 0
+    return best
+
+
+def concepts(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans", seed: int = 0):
+    """Cluster tiles by activation profile: (labels 1..k per tile, 0 if not computed; (k, F) concept profiles).
+
+    k-means on L2-normalised profiles, or NMF (each tile's label is its largest component), as in
+    Bajger et al. 2025's clustering of activations.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import NMF
+    from sklearn.preprocessing import normalize
+
+    if method not in CONCEPT_METHODS:
+        raise PathsaeError(f"unknown concept method {method!r} (choose {', '.join(CONCEPT_METHODS)})")
+    computed = ~np.isnan(activations).any(axis=1)
+    values = np.clip(activations[computed], 0, None)
+    if len(values) < n_concepts:
+        raise PathsaeError(f"{len(values)} computed tiles cannot make {n_concepts} concepts; compute more tiles")
+    labels = np.zeros(len(activations), dtype=np.int32)
+    if method == "kmeans":
+        model = KMeans(n_clusters=n_concepts, n_init=4, random_state=seed).fit(normalize(values))
+        labels[computed] = model.labels_ + 1
+        profiles = np.stack([values[model.labels_ == c].mean(axis=0) for c in range(n_concepts)])
+    else:
+        model = NMF(n_components=n_concepts, init="nndsvda", random_state=seed, max_iter=400)
+        weights = model.fit_transform(values)
+        labels[computed] = weights.argmax(axis=1) + 1
+        profiles = model.components_
+    return labels, profiles.astype(np.float32)
+
+
+def concept_legend(
+    profiles: np.ndarray, labels: np.ndarray, feature_labels: dict[int, str], top: int = 3
+) -> pd.DataFrame:
+    """One row per concept: label value, tile count and its strongest features (with user labels)."""
+    rows = []
+    for c, profile in enumerate(profiles):
+        strongest = np.argsort(-profile)[:top]
+        names = [feature_labels.get(int(f)) or f"f{f}" for f in strongest]
+        rows.append({"concept": c + 1, "tiles": int((labels == c + 1).sum()), "top_features": ", ".join(names)})
+    return pd.DataFrame(rows)

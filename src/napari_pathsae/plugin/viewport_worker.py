@@ -1,0 +1,170 @@
+"""Viewport inference: tiles in view are computed on a worker thread, nearest to the centre first.
+
+The view queue is replaced (stale tiles dropped) each time the camera settles; at most the batch
+in flight finishes after the view moves. The whole-slide queue runs behind it. Results reach the
+UI thread as ``tiles_computed`` signals; the UI thread only copies small grids.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from ..viewport import tiles_in_view
+from .notify import report_error
+
+#: Tiles per batch on CPU; the encoder's batch when on a GPU.
+CPU_BATCH = 16
+#: Camera events are coalesced: inference requests go out this long after the camera stops.
+DEBOUNCE_MS = 150
+#: Prefetch this fraction of the view size around it.
+VIEW_MARGIN = 0.25
+
+
+class ViewportWorker(QObject):
+    """A thread computing requested tiles; ``follow_view`` ties its queue to the camera."""
+
+    computed = Signal(object)  # indices
+    failed = Signal(object)  # exception
+    whole_slide_progress = Signal(int, int)  # done, total
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+        self.session = state.session
+        device = self.session.computer.encoder.device
+        self.batch_size = (
+            CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.computer.options.batch_size)
+        )
+        self._view: list[int] = []
+        self._slide: list[int] = []
+        self._slide_total = 0
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._busy = False
+        self.history: list[np.ndarray] = []  # batches computed, for tests and benchmarks
+        self.computed.connect(state.notify_computed)
+        self.failed.connect(report_error)
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.request_view)
+        self._following = False
+        self._thread = threading.Thread(target=self._run, name="pathsae-viewport", daemon=True)
+        self._thread.start()
+
+    # --- requests (UI thread) -----------------------------------------------------------------
+    def follow_view(self, on: bool) -> None:
+        """Compute what the camera shows whenever it settles (and now)."""
+        camera = self.state.viewer.camera
+        if on and not self._following:
+            camera.events.center.connect(self._camera_moved)
+            camera.events.zoom.connect(self._camera_moved)
+            self._following = True
+            self.request_view()
+        elif not on and self._following:
+            camera.events.center.disconnect(self._camera_moved)
+            camera.events.zoom.disconnect(self._camera_moved)
+            self._following = False
+            self.set_view_queue(np.empty(0, int))
+
+    def _camera_moved(self, _event=None) -> None:
+        self._timer.start()  # restarts: the request goes out DEBOUNCE_MS after the last move
+
+    def request_view(self, box: np.ndarray | None = None) -> np.ndarray:
+        """Queue the tiles of ``box`` (the visible world box by default) not yet computed; returns them."""
+        box = visible_world_box(self.state.viewer) if box is None else box
+        session = self.session
+        wanted = tiles_in_view(session.grid_index, session.placement, box, VIEW_MARGIN)
+        missing = session.missing(wanted)
+        self.set_view_queue(missing)
+        return missing
+
+    def set_view_queue(self, indices: np.ndarray) -> None:
+        with self._condition:
+            self._view = [int(i) for i in indices]
+            self._condition.notify()
+
+    def compute_whole_slide(self) -> int:
+        """Queue every tile not computed yet (behind the view); returns how many."""
+        missing = self.session.missing()
+        with self._condition:
+            self._slide = [int(i) for i in missing]
+            self._slide_total = len(missing)
+            self._condition.notify()
+        return len(missing)
+
+    def cancel_whole_slide(self) -> None:
+        with self._condition:
+            self._slide = []
+
+    @property
+    def pending(self) -> int:
+        with self._condition:
+            return len(self._view) + len(self._slide) + int(self._busy)
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until the queues are empty (tests, scripts); True when they are."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.pending == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self) -> None:
+        self.follow_view(False)
+        with self._condition:
+            self._stopped = True
+            self._view, self._slide = [], []
+            self._condition.notify()
+
+    # --- the thread -------------------------------------------------------------------------
+    def _next_batch(self) -> tuple[list[int], bool] | None:
+        with self._condition:
+            while not self._stopped and not self._view and not self._slide:
+                self._condition.wait()
+            if self._stopped:
+                return None
+            from_slide = not self._view
+            queue = self._slide if from_slide else self._view
+            batch, queue[:] = queue[: self.batch_size], queue[self.batch_size :]
+            self._busy = True
+            return batch, from_slide
+
+    def _run(self) -> None:
+        while (taken := self._next_batch()) is not None:
+            batch, from_slide = taken
+            try:
+                indices = self.session.missing(np.asarray(batch))
+                if len(indices):
+                    self.session.compute(indices)
+                    self.history.append(indices)
+                    self.computed.emit(indices)
+                if from_slide or self._slide_total:
+                    with self._condition:
+                        left = len(self._slide)
+                    self.whole_slide_progress.emit(self._slide_total - left, self._slide_total)
+                    if left == 0:
+                        self._slide_total = 0
+            except Exception as exc:
+                with self._condition:
+                    self._view, self._slide = [], []
+                self.failed.emit(exc)
+            finally:
+                with self._condition:
+                    self._busy = False
+
+
+def visible_world_box(viewer) -> np.ndarray:
+    """World ((row0, col0), (row1, col1)) the canvas shows, for the two displayed axes."""
+    canvas = getattr(getattr(viewer.window, "_qt_viewer", None), "canvas", None)
+    corners = getattr(canvas, "_viewbox_corners_in_world", None)
+    if corners is not None:
+        return np.asarray(corners)[:, list(viewer.dims.displayed)]
+    centre = np.asarray(viewer.camera.center)[-2:]
+    half = np.asarray(viewer._canvas_size) / viewer.camera.zoom / 2
+    return np.stack([centre - half, centre + half])

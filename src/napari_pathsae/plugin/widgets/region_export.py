@@ -1,0 +1,136 @@
+"""Dock panel: draw a rectangle or polygon, export its tiles' activations (and its Visium spots) to a table."""
+
+from pathlib import Path
+
+import napari.viewer
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+
+from ...errors import PathsaeError
+from ...export import FORMATS, export_spots, export_tiles, region_mask
+from ..background import run_in_background
+from ..notify import report_error
+from ..state import state_for
+
+REGION_LAYER = "pathsae region"
+
+
+def shapes_to_polygon(shapes_data: list[np.ndarray], world_per_px: float):
+    """Union of a Shapes layer's 2D shapes (world (row, col) vertices) as a level-0 (x, y) shapely polygon.
+
+    World w·p is the centre of level-0 pixel p, i.e. continuous coordinate p + 0.5.
+    """
+    import shapely
+    from shapely.geometry import Polygon
+
+    polygons = []
+    for vertices in shapes_data:
+        rowcol = np.asarray(vertices, dtype=float)[:, -2:]
+        if len(rowcol) < 3:
+            continue
+        xy = rowcol[:, ::-1] / world_per_px + 0.5
+        polygons.append(shapely.make_valid(Polygon(xy)))
+    region = shapely.union_all(polygons) if polygons else None
+    if region is None or region.is_empty or region.area == 0:
+        raise PathsaeError("draw a rectangle or polygon in the region layer first")
+    return region
+
+
+def output_paths(path: Path, with_spots: bool) -> tuple[Path, Path | None]:
+    """The tile table path and, for Visium, ``<stem>_spots<suffix>`` beside it."""
+    spots = path.with_name(f"{path.stem}_spots{path.suffix}") if with_spots else None
+    return path, spots
+
+
+class RegionExport(Container):
+    """Tiles whose centre lies in the drawn shapes; missing tiles are computed first."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._viewer = viewer
+        self.state = state_for(viewer)
+        self.shapes = ComboBox(label="Region layer", choices=self._shape_layers)
+        self.new_region = PushButton(text="New region layer (draw a rectangle)")
+        self.output = FileEdit(label="Save to", mode="w", filter="*.csv *.parquet *.h5ad", nullable=True)
+        self.format = ComboBox(label="Format", choices=list(FORMATS), value=".csv")
+        self.export_button = PushButton(text="Export region")
+        self.status = Label(value="")
+        super().__init__(
+            widgets=[self.shapes, self.new_region, self.output, self.format, self.export_button, self.status]
+        )
+        self.new_region.changed.connect(self.add_region_layer)
+        self.export_button.changed.connect(self.export)
+        viewer.layers.events.inserted.connect(lambda _: self.reset_choices())
+        viewer.layers.events.removed.connect(lambda _: self.reset_choices())
+
+    def _shape_layers(self, _=None) -> list[str]:
+        return [layer.name for layer in self._viewer.layers if layer._type_string == "shapes"]
+
+    def add_region_layer(self):
+        layer = self._viewer.add_shapes(name=REGION_LAYER, edge_color="cyan", face_color="transparent", edge_width=4)
+        layer.mode = "add_rectangle"
+        self.shapes.value = layer.name
+        return layer
+
+    def _target(self) -> Path:
+        if self.output.value in (None, "", Path(".")):
+            raise PathsaeError("choose a file to save to")
+        path = Path(self.output.value)
+        if path.suffix.lower() not in FORMATS:
+            path = path.with_suffix(self.format.value)
+        return path
+
+    def export(self):
+        """Compute the region's missing tiles in the background, then write the table(s) atomically."""
+        session = self.state.session
+        try:
+            if session is None or not session.n_features:
+                raise PathsaeError("load a model with an SAE first (Model panel)")
+            if not self.shapes.value:
+                raise PathsaeError("add a region layer and draw a rectangle or polygon")
+            polygon = shapes_to_polygon(self._viewer.layers[self.shapes.value].data, session.placement.world_per_px)
+            path = self._target()
+            tiles_path, spots_path = output_paths(path, session.sample is not None)
+            for target in (tiles_path, spots_path):
+                if target is not None and target.exists():
+                    raise PathsaeError(f"{target} exists; choose another name")
+        except PathsaeError as exc:
+            self.status.value = str(exc)
+            report_error(exc)
+            return None
+        self.export_button.enabled = False
+        self.status.value = "computing the region's tiles…"
+        return run_in_background(
+            export_region, session, polygon, tiles_path, spots_path, on_done=self._done, on_error=self._failed
+        )
+
+    def _done(self, message: str) -> None:
+        self.export_button.enabled = True
+        self.status.value = message
+
+    def _failed(self, exc: Exception) -> None:
+        self.export_button.enabled = True
+        self.status.value = str(exc)
+
+
+def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -> str:
+    """Compute the tiles the region needs, then write its tile table (and spot table); returns a summary."""
+    inside = np.flatnonzero(region_mask(session.store.tile_centres, polygon=polygon))
+    if len(inside) == 0:
+        raise PathsaeError("no tissue tile lies in the region")
+    needed = inside
+    if spots_path is not None:
+        spots = np.flatnonzero(region_mask(session.sample.adata.obsm["spatial"], polygon=polygon))
+        needed = np.union1d(inside, session._spot_weights[spots].indices)
+    missing = session.missing(needed)
+    if len(missing):
+        session.compute(missing)
+    sae = session.computer.sae_name
+    rows = export_tiles(session.store, tiles_path, sae=sae, polygon=polygon)
+    message = f"{rows} tiles → {tiles_path.name}"
+    if spots_path is not None:
+        try:
+            n = export_spots(session.store, session.sample, spots_path, sae=sae, polygon=polygon)
+            message += f"; {n} spots → {spots_path.name}"
+        except PathsaeError as exc:
+            message += f"; no spot table ({exc})"
+    return message + f" ({len(missing)} tiles computed first)"

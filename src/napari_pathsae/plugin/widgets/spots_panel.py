@@ -1,0 +1,207 @@
+"""Dock panel: colour Visium spots by a gene or a feature; gene → ranked features, feature → ranked genes."""
+
+import napari.viewer
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...errors import PathsaeError
+from ..background import run_in_background
+from ..layers import gene_vector
+from ..notify import report_error
+from ..state import state_for
+
+
+class SpotsPanel(QWidget):
+    """Needs a model loaded with a Visium spots layer (Model panel)."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.state = state_for(viewer)
+        self.gene = QLineEdit(placeholderText="gene symbol, e.g. ERBB2")
+        self.colour_gene_button = QPushButton("Colour spots by gene")
+        self.colour_feature_button = QPushButton("Colour spots by selected feature")
+        self.correlate_button = QPushButton("Correlate features with genes")
+        self.status = QLabel("")
+        self.ranked = QTableWidget(0, 4)
+        self.ranked.setHorizontalHeaderLabels(["feature/gene", "r", "q", "spearman r"])
+        self.ranked.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.ranked.verticalHeader().setVisible(False)
+        self.figure = Figure(figsize=(4, 3), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(240)
+        row = QHBoxLayout()
+        row.addWidget(self.colour_gene_button)
+        row.addWidget(self.colour_feature_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.gene)
+        layout.addLayout(row)
+        layout.addWidget(self.correlate_button)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Ranked by Pearson r over spots (click a row to follow it)"))
+        layout.addWidget(self.ranked)
+        layout.addWidget(self.canvas)
+        self.colour_gene_button.clicked.connect(lambda: self._guarded(self.colour_by_gene, self.gene.text().strip()))
+        self.colour_feature_button.clicked.connect(lambda: self._guarded(self.colour_by_feature))
+        self.gene.returnPressed.connect(lambda: self._guarded(self.show_gene, self.gene.text().strip()))
+        self.correlate_button.clicked.connect(self.correlate)
+        self.ranked.cellClicked.connect(self._row_clicked)
+        self.state.session_changed.connect(self._session_changed)
+        self.state.selection_changed.connect(lambda f: self._guarded(self.show_feature, f[0]) if f else None)
+        self.state.correlations_changed.connect(self._correlated)
+        self._showing = ""  # "gene" or "feature"
+        self._session_changed()
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _guarded(self, action, *args):
+        try:
+            return action(*args)
+        except PathsaeError as exc:
+            self.status.setText(str(exc))
+            report_error(exc)
+            return None
+
+    def _session(self):
+        session = self.state.session
+        if session is None or session.sample is None:
+            raise PathsaeError("load a model with a Visium spots layer first (Model panel)")
+        return session
+
+    def spots_layer(self):
+        session = self._session()
+        for layer in self.viewer.layers:
+            meta = layer.metadata.get("pathsae", {})
+            if meta.get("kind") == "spots" and meta.get("path") == str(session.sample.path):
+                return layer
+        raise PathsaeError("the spots layer was removed; open the Visium sample again")
+
+    def _session_changed(self) -> None:
+        session = self.state.session
+        if session is not None and session.sample is not None:
+            completer = QCompleter(list(map(str, session.sample.adata.var_names)))
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            self.gene.setCompleter(completer)
+
+    # --- colouring ----------------------------------------------------------------------------
+    def _colour(self, column: str, values: np.ndarray) -> None:
+        layer = self.spots_layer()
+        features = layer.features.copy()
+        features[column] = values
+        layer.features = features
+        layer.face_colormap = "viridis"
+        layer.face_color = column
+
+    def colour_by_gene(self, gene: str) -> None:
+        session = self._session()
+        self._colour(gene, gene_vector(session.sample, gene))
+        self.status.setText(f"spots coloured by {gene} counts")
+
+    def colour_by_feature(self, feature: int | None = None) -> None:
+        session = self._session()
+        if feature is None:
+            if not self.state.selected:
+                raise PathsaeError("select a feature in the feature browser")
+            feature = self.state.selected[0]
+        values = session.spot_values(session.feature_values(feature))
+        self._colour(session.feature_name(feature), np.nan_to_num(values, nan=0.0))
+        covered = np.isfinite(values).sum()
+        self.status.setText(f"spots coloured by {session.feature_name(feature)} ({covered} spots with computed tiles)")
+
+    # --- correlation --------------------------------------------------------------------------
+    def correlate(self):
+        try:
+            session = self._session()
+        except PathsaeError as exc:
+            report_error(exc)
+            return None
+        self.status.setText("correlating every feature with every detected gene…")
+        self.correlate_button.setEnabled(False)
+        return run_in_background(
+            session.correlate, on_done=lambda _: self.state.correlations_changed.emit(), on_error=self._failed
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.correlate_button.setEnabled(True)
+        self.status.setText(str(exc))
+
+    def _correlated(self) -> None:
+        self.correlate_button.setEnabled(True)
+        table = self.state.session.correlations
+        if table is not None:
+            spots = int(table.n_spots.iloc[0])
+            self.status.setText(f"{table.feature.nunique()} features x {table.gene.nunique()} genes over {spots} spots")
+            if self.state.selected:
+                self._guarded(self.show_feature, self.state.selected[0])
+
+    def show_gene(self, gene: str) -> None:
+        """Features ranked by their correlation with ``gene``; spots coloured by it."""
+        session = self._session()
+        self.colour_by_gene(gene)
+        if session.correlations is None:
+            return
+        self._fill(session.features_for_gene(gene), "feature", session)
+        self._showing = "gene"
+
+    def show_feature(self, feature: int) -> None:
+        """Genes ranked by their correlation with ``feature``; scatter against the best one."""
+        session = self._session()
+        if session.correlations is None:
+            return
+        ranked = session.genes_for_feature(feature)
+        self._fill(ranked, "gene", session)
+        self._showing = "feature"
+        if len(ranked):
+            self.scatter(feature, str(ranked.gene.iloc[0]))
+
+    def _fill(self, ranked, key: str, session) -> None:
+        self.ranked.setRowCount(len(ranked))
+        for row, record in enumerate(ranked.itertuples(index=False)):
+            name = getattr(record, key)
+            if key == "feature":
+                name = session.feature_name(int(name.removeprefix("f")))
+            cells = [name, f"{record.r:.3f}", f"{record.q:.2g}", f"{record.spearman_r:.3f}"]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, getattr(record, key))
+                self.ranked.setItem(row, column, item)
+        self.ranked.resizeColumnsToContents()
+
+    def _row_clicked(self, row: int, _column: int) -> None:
+        key = self.ranked.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        if self._showing == "gene":  # a feature: select it (paints its heatmap)
+            self.state.select([int(key.removeprefix("f"))])
+        else:  # a gene: colour by it and plot it against the feature
+            self.gene.setText(key)
+            self._guarded(self.colour_by_gene, key)
+            if self.state.selected:
+                self._guarded(self.scatter, self.state.selected[0], key)
+
+    def scatter(self, feature: int, gene: str) -> None:
+        """Feature (spot-aggregated) against gene (log1p normalised) over spots."""
+        from ...analysis.spots import normalised_expression
+
+        session = self._session()
+        x = session.spot_values(session.feature_values(feature))
+        y = normalised_expression(session.sample, [gene])[gene].to_numpy()
+        keep = np.isfinite(x) & np.isfinite(y)
+        self.figure.clear()
+        axes = self.figure.add_subplot(1, 1, 1)
+        axes.scatter(x[keep], y[keep], s=6, alpha=0.6)
+        r = np.corrcoef(x[keep], y[keep])[0, 1] if keep.sum() > 2 else np.nan
+        axes.set_xlabel(f"{session.feature_name(feature)} (spot mean)", fontsize=9)
+        axes.set_ylabel(f"{gene} log1p CP10k", fontsize=9)
+        axes.set_title(f"r = {r:.3f} over {keep.sum()} spots", fontsize=9)
+        self.canvas.draw_idle()

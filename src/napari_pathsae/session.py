@@ -1,0 +1,232 @@
+"""What one exploration holds: a slide's tile computer, its SAE, an optional Visium sample, feature labels.
+
+The napari panels are views on this object; it imports neither napari nor Qt, so notebooks can
+use it too::
+
+    session = ExplorerSession.load("slide.svs", "slide.zarr", "vit_small_patch16_224", "my_sae/")
+    session.compute(session.missing())          # or only the tiles in view
+    session.feature_table().sort_values("frequency")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .analysis.features import feature_table
+from .errors import PathsaeError
+from .io.visium import VisiumSample
+from .pipeline import EmbedOptions
+from .tile_computer import TileComputer
+from .viewport import GridPlacement
+
+LABELS_FILE = "feature_labels.json"
+
+
+@dataclass
+class ExplorerSession:
+    computer: TileComputer
+    sae_dir: Path | None = None
+    sample: VisiumSample | None = None
+    labels: dict[int, str] = field(default_factory=dict)
+    correlations: pd.DataFrame | None = None  # feature x gene table over the sample's spots
+    _spot_weights: object = None
+
+    # --- set-up -------------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        slide_path: str | Path,
+        store_path: str | Path,
+        encoder_spec: str = "vit_small_patch16_224",
+        sae_dir: str | Path | None = None,
+        options: EmbedOptions | None = None,
+        device: str = "auto",
+        allow_random: bool = True,
+        architecture: str | None = None,
+    ) -> ExplorerSession:
+        """Load the encoder, open or create the slide's store, and attach the SAE when given."""
+        from .encoders import load_encoder
+
+        encoder = load_encoder(encoder_spec, architecture, device=device, allow_random=allow_random)
+        options = options or EmbedOptions()
+        if sae_dir is not None:
+            layer = _sae_layer(sae_dir)
+            if layer.startswith("layer_"):
+                options = EmbedOptions(**{**vars(options), "layers": (int(layer.removeprefix("layer_")),)})
+        session = cls(TileComputer(slide_path, store_path, encoder, options))
+        if sae_dir is not None:
+            session.attach_sae(sae_dir)
+        return session
+
+    def attach_sae(self, sae_dir: str | Path) -> None:
+        """Use this SAE folder's SAE; its labels are loaded and its cached activations reused."""
+        from .sae.formats import load_sae, sae_weights_sha256
+
+        sae_dir = Path(sae_dir)
+        sae, cfg = load_sae(sae_dir)
+        layer = cfg.get("metadata", {}).get("hook_name") or "pooled"
+        provenance = {"path": str(sae_dir.resolve()), "layer": layer, "weights_sha256": sae_weights_sha256(sae_dir)}
+        self.computer.set_sae(sae, sae_dir.name, provenance)
+        self.sae_dir = sae_dir
+        self.labels = _read_labels(sae_dir)
+        self.correlations = None
+
+    def attach_sample(self, sample: VisiumSample) -> None:
+        from .analysis.spots import _check_same_section, spot_tile_weights
+
+        _check_same_section(self.store, sample)
+        self.sample = sample
+        self._spot_weights = spot_tile_weights(self.store, sample.adata.obsm["spatial"], sample.spot_diameter_fullres)
+        self.correlations = None
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def store(self):
+        return self.computer.store
+
+    @property
+    def n_features(self) -> int:
+        return 0 if self.computer.activations is None else self.computer.activations.shape[1]
+
+    @property
+    def activations(self) -> np.ndarray:
+        if self.computer.activations is None:
+            raise PathsaeError("no SAE loaded: choose an SAE folder or train one")
+        return self.computer.activations
+
+    @property
+    def grid_index(self) -> np.ndarray:
+        return self.computer.grid.grid_index
+
+    @property
+    def placement(self) -> GridPlacement:
+        """The tile grid in the world frame of the sample (when loaded) or of the slide."""
+        frame = self.sample.frame if self.sample is not None else self.computer.slide.frame
+        shape = tuple(int(v) + 1 for v in self.grid_index.max(axis=0))
+        return GridPlacement(self.computer.grid.side0, frame.world_per_fullres_px, shape)
+
+    @property
+    def world_units(self) -> str:
+        """napari units of the world frame: µm when the µm/px is known, else pixels."""
+        frame = self.sample.frame if self.sample is not None else self.computer.slide.frame
+        return "micrometer" if frame.mpp else "pixel"
+
+    def missing(self, indices: np.ndarray | None = None) -> np.ndarray:
+        return self.computer.missing(np.arange(self.computer.n_tiles) if indices is None else indices)
+
+    def compute(self, indices: np.ndarray) -> np.ndarray:
+        values = self.computer.compute(indices)
+        self.correlations = None
+        return values
+
+    # --- features -----------------------------------------------------------------------------
+    def feature_values(self, feature: int) -> np.ndarray:
+        """(N,) activation of one feature per tile, NaN where not computed."""
+        if not 0 <= feature < self.n_features:
+            raise PathsaeError(f"feature {feature} does not exist (the SAE has {self.n_features})")
+        return self.activations[:, feature]
+
+    def feature_table(self) -> pd.DataFrame:
+        """Frequency, max, mean activation, the user's label, and the top correlated gene when spots are loaded."""
+        table = feature_table(self.activations)
+        table["label"] = [self.labels.get(int(f), "") for f in table.feature]
+        table["top_gene"] = ""
+        table["top_gene_r"] = np.nan
+        if self.correlations is not None and len(self.correlations):
+            best = self.correlations.sort_values("r", ascending=False).drop_duplicates("feature")
+            pairs = zip(best.feature, best.gene, best.r, strict=True)
+            by_feature = {int(f.removeprefix("f")): (g, r) for f, g, r in pairs}
+            table["top_gene"] = [by_feature.get(int(f), ("", np.nan))[0] for f in table.feature]
+            table["top_gene_r"] = [by_feature.get(int(f), ("", np.nan))[1] for f in table.feature]
+        return table
+
+    def set_label(self, feature: int, label: str) -> None:
+        """Name a feature; saved at once beside the SAE (feature_labels.json)."""
+        if self.sae_dir is None:
+            raise PathsaeError("no SAE loaded to label")
+        label = label.strip()
+        if label:
+            self.labels[int(feature)] = label
+        else:
+            self.labels.pop(int(feature), None)
+        target = self.sae_dir / LABELS_FILE
+        temp = target.with_suffix(".json.tmp")
+        try:
+            temp.write_text(json.dumps({str(k): v for k, v in sorted(self.labels.items())}, indent=1))
+            temp.replace(target)
+        except OSError as exc:
+            raise PathsaeError(f"cannot save the feature labels in {self.sae_dir} ({exc.strerror})") from None
+
+    def feature_name(self, feature: int) -> str:
+        label = self.labels.get(int(feature))
+        return f"f{feature} {label}" if label else f"f{feature}"
+
+    # --- spots --------------------------------------------------------------------------------
+    def spot_values(self, values: np.ndarray) -> np.ndarray:
+        """Tile values (N,) or (N, K) averaged over each spot's disk (overlap-weighted; NaN: no computed tile)."""
+        if self.sample is None:
+            raise PathsaeError("no Visium sample loaded")
+        values = np.asarray(values, dtype=np.float64)
+        flat = values.reshape(len(values), -1)
+        known = np.isfinite(flat).all(axis=1).astype(np.float64)
+        covered = self._spot_weights @ known
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (self._spot_weights @ np.nan_to_num(flat)) / covered[:, None]
+        means[covered == 0] = np.nan
+        return means.reshape((-1, *values.shape[1:])).astype(np.float32)
+
+    def correlate(self, genes: list[str] | None = None, top_genes: int | None = 2000) -> pd.DataFrame:
+        """Every feature against the ``top_genes`` most variable genes (or ``genes``) over the spots; kept."""
+        self.correlations = self._correlation_table(genes, None if genes else top_genes)
+        return self.correlations
+
+    def _correlation_table(self, genes: list[str] | None, top_genes: int | None) -> pd.DataFrame:
+        from .analysis.spots import correlation_table, normalised_expression
+
+        spots = self.spot_values(self.activations)
+        expression = normalised_expression(self.sample, genes, top_genes)
+        names = [f"f{i}" for i in range(self.n_features)]
+        return correlation_table(spots, expression, names, everything=True)
+
+    def genes_for_feature(self, feature: int, top: int = 15) -> pd.DataFrame:
+        return self._ranked("feature", f"f{feature}", top)
+
+    def features_for_gene(self, gene: str, top: int = 15) -> pd.DataFrame:
+        """Features ranked by r with ``gene``; a gene outside the correlated set is correlated now."""
+        if self.correlations is not None and gene not in set(self.correlations.gene):
+            self.correlations = pd.concat([self.correlations, self._correlation_table([gene], None)], ignore_index=True)
+        return self._ranked("gene", gene, top)
+
+    def _ranked(self, column: str, key: str, top: int) -> pd.DataFrame:
+        if self.correlations is None:
+            raise PathsaeError("correlate features with genes first")
+        rows = self.correlations[self.correlations[column] == key]
+        if rows.empty and column == "gene":
+            raise PathsaeError(f"gene {key!r} was not correlated (not detected in enough spots?)")
+        return rows.sort_values("r", ascending=False).head(top).reset_index(drop=True)
+
+    def close(self) -> None:
+        self.computer.close()
+
+
+def _sae_layer(sae_dir: str | Path) -> str:
+    try:
+        cfg = json.loads((Path(sae_dir) / "cfg.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PathsaeError(f"{sae_dir}: not an SAE folder ({exc})") from None
+    return cfg.get("metadata", {}).get("hook_name") or "pooled"
+
+
+def _read_labels(sae_dir: Path) -> dict[int, str]:
+    path = sae_dir / LABELS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except (ValueError, json.JSONDecodeError, AttributeError):
+        raise PathsaeError(f"{path}: damaged feature labels (fix or delete the file)") from None

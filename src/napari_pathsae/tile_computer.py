@@ -1,0 +1,112 @@
+"""Embed and SAE-encode chosen tiles on demand, caching both in the slide's store (viewport inference).
+
+The store is the one `pathsae embed` makes for the same slide, encoder and geometry, so tiles
+computed in the viewer are never computed again by the CLI and the reverse. A tile is computed
+when its embeddings are written; an SAE's activations are filled in as tiles are encoded.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .encoders import Encoder
+from .errors import PathsaeError
+from .pipeline import EmbedOptions, embed_batches, prepare_store
+from .sae.base import SAE
+
+
+class TileComputer:
+    """One slide, encoder and (optional) SAE: ``compute(indices)`` fills the store and returns activations."""
+
+    def __init__(
+        self,
+        slide_path: str | Path,
+        store_path: str | Path,
+        encoder: Encoder,
+        options: EmbedOptions | None = None,
+    ):
+        self.encoder = encoder
+        self.options = options = options or EmbedOptions()
+        self.store, self.slide, self.grid = prepare_store(slide_path, store_path, encoder, options)
+        self.embedded = self.store.embedded_tiles()
+        self.sae: SAE | None = None
+        self.sae_name: str | None = None
+        self.activations: np.ndarray | None = None  # (N, F) float32, NaN rows not computed
+        self._sae_array = None
+        self._lock = threading.Lock()  # one batch at a time touches the store
+
+    @property
+    def n_tiles(self) -> int:
+        return self.store.n_tiles
+
+    def set_sae(self, sae: SAE, name: str, provenance: dict) -> None:
+        """Use this SAE from now on; its activations already in the store are loaded."""
+        layer = provenance.get("layer", "pooled")
+        if layer not in self.store.embedding_names():
+            raise PathsaeError(
+                f"the SAE reads {layer!r} embeddings; the store has {', '.join(self.store.embedding_names())}"
+            )
+        width = self.store.embeddings(layer).shape[1]
+        if sae.cfg.d_in != width:
+            raise PathsaeError(f"the SAE expects {sae.cfg.d_in}-d inputs but this encoder gives {width}-d {layer}")
+        with self._lock:
+            self.sae, self.sae_name, self._layer = sae.eval(), name, layer
+            self._sae_array = self.store.activation_array(name, sae.cfg.d_sae, provenance)
+            self.activations = np.asarray(self._sae_array[:], dtype=np.float32)
+
+    def activated(self) -> np.ndarray:
+        """(N,) bool: tiles with activations of the current SAE."""
+        if self.activations is None:
+            return np.zeros(self.n_tiles, bool)
+        return ~np.isnan(self.activations[:, 0])
+
+    def missing(self, indices: np.ndarray) -> np.ndarray:
+        """The ``indices`` (order kept) still without embeddings or activations."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return indices[~(self.embedded[indices] & self.activated()[indices])]
+
+    def compute(self, indices: np.ndarray) -> np.ndarray:
+        """Embed the tiles not yet embedded, encode them all with the SAE; returns (n, F) activations."""
+        indices = np.unique(np.asarray(indices, dtype=np.int64))
+        with self._lock:
+            new = indices[~self.embedded[indices]]
+            if len(new):
+                from .tiles import read_tiles
+
+                outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
+                self.store.write_tiles(new, outputs)
+                self.embedded[new] = True
+            if self.sae is None:
+                return np.empty((len(indices), 0), np.float32)
+            x = np.asarray(self.store.embeddings(self._layer).oindex[indices], dtype=np.float32)
+            with torch.no_grad():
+                values = self.sae.encode(torch.nan_to_num(torch.from_numpy(x))).numpy()
+            self._sae_array.oindex[indices] = values
+            self.activations[indices] = values
+        if self.embedded.all() and not self.store.complete:
+            self.store.mark_complete({"computed_by": "viewer", "tiles": self.n_tiles})
+        return values
+
+    def patch_activations(self, indices: np.ndarray, feature: int) -> np.ndarray:
+        """(n, g, g) activation of one feature on each tile's patch tokens (tiles must be embedded)."""
+        if "patch_tokens" not in self.store.embedding_names():
+            raise PathsaeError("this store has no patch tokens: reload the model with 'store patch tokens' on")
+        if self.sae is None:
+            raise PathsaeError("load an SAE first")
+        indices = np.asarray(indices, dtype=np.int64)
+        tokens = self.store.embeddings("patch_tokens")
+        n, p, d = len(indices), tokens.shape[1], tokens.shape[2]
+        side = round(p**0.5)
+        if side * side != p:
+            raise PathsaeError(f"{p} patch tokens do not form a square grid")
+        x = np.asarray(tokens.oindex[indices], dtype=np.float32).reshape(n * p, d) if n else np.empty((0, d))
+        with torch.no_grad():
+            values = self.sae.encode(torch.nan_to_num(torch.from_numpy(x)))[:, feature].numpy()
+        return values.reshape(n, side, side)
+
+    def close(self) -> None:
+        self.slide.close()

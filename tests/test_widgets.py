@@ -1,0 +1,266 @@
+"""The exploration panels driven as a user would, on the real her2st B4 section (pytest-qt, Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from qtpy.QtCore import Qt
+
+from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
+from napari_pathsae.export import region_mask
+from napari_pathsae.plugin.state import state_for
+from napari_pathsae.store import TileStore
+from napari_pathsae.viewport import tiles_in_view
+
+MPP = 0.69
+
+
+def open_section(viewer, outs=HER2ST_OUTS):
+    from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
+
+    opener = OpenSampleWidget(viewer)
+    opener.slide.value, opener.visium.value, opener.mpp.value = HER2ST_HE, outs, MPP
+    opener.open()
+    return viewer.layers[0], viewer.layers[1]
+
+
+def load_model(viewer, qtbot, store, sae, with_spots=True):
+    """Fill the Model panel and press Load; returns (panel, state) once the session is up."""
+    from napari_pathsae.plugin.widgets.model_panel import ModelPanel
+
+    panel = ModelPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.reset_choices()
+    if with_spots:
+        panel.spots_layer.value = panel.spots_layer.choices[1]
+    panel.encoder.value, panel.store.value, panel.sae_dir.value = TINY_ENCODER, store, sae
+    panel.follow_view.value = False
+    state = state_for(viewer)
+    panel.load_button.clicked()
+    qtbot.waitUntil(lambda: state.session is not None, timeout=60_000)
+    return panel, state
+
+
+def click_row(qtbot, table, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    rect = table.visualItemRect(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
+
+
+@pytest.fixture
+def explorer(make_napari_viewer, qtbot, her2st_model):
+    viewer = make_napari_viewer()
+    image, spots = open_section(viewer, her2st_model / "planted")
+    panel, state = load_model(viewer, qtbot, her2st_model / "b4.zarr", her2st_model / "sae")
+    yield viewer, state, image, spots, panel
+    state.close()
+
+
+def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, her2st_model):
+    from napari_pathsae.plugin.widgets.feature_browser import FeatureBrowser
+
+    viewer, state, image, _, panel = explorer
+    assert "RANDOM weights" in panel.model_info.value and "1536 features" in panel.model_info.value
+    browser = FeatureBrowser(viewer)
+    viewer.window.add_dock_widget(browser)
+    browser.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # by max activation
+    first, second = browser.feature_at(0), browser.feature_at(1)
+    click_row(qtbot, browser.table, 0)
+    click_row(qtbot, browser.table, 1, Qt.KeyboardModifier.ControlModifier)
+    assert state.selected == [first, second]
+    heat = viewer.layers[f"pathsae f{first}"]
+    store = TileStore.open(her2st_model / "b4.zarr")
+    acts, rc = store.activations()[:], store.root["grid_index"][:]
+    np.testing.assert_array_equal(heat.data[rc[:, 0], rc[:, 1]], acts[:, first])
+    assert heat.contrast_limits[1] == pytest.approx(acts[:, first].max())
+    assert viewer.layers[f"pathsae f{second}"].colormap.name != heat.colormap.name
+    # each grid cell's centre is its tile's centre on the slide layer, and its corner the tile's corner:
+    # tiles are read from exact float boxes (grid index x side); the stored coords are those rounded
+    coords, side = store.coords, store.tile_side0
+    for i in (0, 400, len(coords) - 1):
+        centre = image.world_to_data(heat.data_to_world(rc[i]))
+        np.testing.assert_allclose(centre, rc[i] * side + side / 2 - 0.5, atol=1e-6)
+        np.testing.assert_allclose(centre, coords[i, ::-1] + side / 2 - 0.5, atol=0.5)
+        corner = image.world_to_data(heat.data_to_world(rc[i] - 0.5))
+        np.testing.assert_allclose(corner, rc[i] * side - 0.5, atol=1e-6)
+    # a label typed in the table is saved beside the SAE and renames the heatmap
+    row = browser.row_of(first)
+    browser.table.item(row, 1).setText("dense nuclei")
+    assert viewer.layers[f"pathsae f{first} dense nuclei"] is heat
+    assert '"dense nuclei"' in (her2st_model / "sae" / "feature_labels.json").read_text()
+    browser.table.item(row, 1).setText("")
+    # searching hides non-matching rows; deselecting removes the heatmap; state survives layer removal
+    browser.search.setText(f"f{second}")
+    assert not browser.table.isRowHidden(browser.row_of(second)) and browser.table.isRowHidden(browser.row_of(7))
+    browser.search.setText("")
+    viewer.layers.remove(heat)
+    click_row(qtbot, browser.table, browser.row_of(second))
+    assert state.selected == [second] and f"pathsae f{first}" not in viewer.layers
+    click_row(qtbot, browser.table, browser.row_of(first))
+    assert f"pathsae f{first}" in viewer.layers and f"pathsae f{second}" not in viewer.layers
+    argmax = browser.add_argmax_layer()
+    assert argmax.data[rc[5, 0], rc[5, 1]] == acts[5].argmax() + 1
+
+
+def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(
+    make_napari_viewer, qtbot, her2st_model, tmp_path
+):
+    viewer = make_napari_viewer()
+    open_section(viewer)
+    _, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
+    session, worker = state.session, state.worker
+    assert session.computer.activated().sum() == 0
+    state.select([int(np.argmax(TileStore.open(her2st_model / "b4.zarr").activations()[:].max(axis=0)))])
+    centre = session.placement.tile_box_world(session.grid_index[[500]])[0]
+    box = np.array([[centre[0] - 150, centre[1] - 150], [centre[2] + 150, centre[3] + 150]])
+    wanted = tiles_in_view(session.grid_index, session.placement, box, 0.25)
+    queued = worker.request_view(box)
+    assert set(queued) == set(wanted) and queued[0] == wanted[0]
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
+    assert set(np.flatnonzero(session.computer.activated())) == set(wanted)
+    assert worker.history[0][0] == wanted[0] or wanted[0] in worker.history[0]  # nearest the centre first
+    heat = viewer.layers[-1]
+    rc = session.grid_index[wanted]
+    np.testing.assert_array_equal(heat.data[rc[:, 0], rc[:, 1]], session.activations[wanted, state.selected[0]])
+    # a far view queued, then replaced before it could finish: only the batch in flight is done
+    far = np.array([[0.0, 0.0], [6000.0, 6000.0]])
+    stale = worker.request_view(far)
+    fresh = worker.request_view(box + np.array([1500.0, 1500.0]))
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
+    done = set(np.flatnonzero(session.computer.activated()))
+    assert set(fresh) <= done
+    assert len(done & (set(stale) - set(fresh))) <= worker.batch_size < len(stale)
+    # following the camera: a settled move computes the new view
+    worker.follow_view(True)
+    viewer.camera.center = (0, 5000, 11000)
+    viewer.camera.zoom = 2.0
+    qtbot.waitUntil(lambda: worker.pending == 0 and len(worker.history) > 0, timeout=60_000)
+    from napari_pathsae.plugin.viewport_worker import visible_world_box
+
+    in_view = tiles_in_view(session.grid_index, session.placement, visible_world_box(viewer), 0.25)
+    qtbot.waitUntil(lambda: session.computer.activated()[in_view].all(), timeout=60_000)
+    state.close()
+
+
+def test_region_export_writes_the_drawn_tiles_and_spots(explorer, qtbot, tmp_path, her2st_model):
+    from napari_pathsae.plugin.widgets.region_export import RegionExport
+
+    viewer, state, _, _, _ = explorer
+    panel = RegionExport(viewer)
+    viewer.window.add_dock_widget(panel)
+    layer = panel.add_region_layer()
+    top_left, bottom_right = np.array([4000.0, 5000.0]), np.array([7000.0, 8500.0])  # world µm (row, col)
+    layer.add_rectangles(np.array([top_left, bottom_right]))
+    panel.output.value = tmp_path / "region.csv"
+    panel.export_button.clicked()
+    qtbot.waitUntil(lambda: "tiles →" in panel.status.value or "error" in panel.status.value, timeout=60_000)
+    tiles = pd.read_csv(tmp_path / "region.csv")
+    store = TileStore.open(her2st_model / "b4.zarr")
+    x0, y0 = top_left[::-1] / MPP + 0.5
+    x1, y1 = bottom_right[::-1] / MPP + 0.5
+    expected = np.flatnonzero(region_mask(store.tile_centres, bbox=(x0, y0, x1, y1)))
+    assert len(expected) > 20 and tiles.tile.tolist() == expected.tolist()
+    np.testing.assert_allclose(
+        tiles.filter(like="f").filter(regex=r"^f\d+$").to_numpy(), store.activations()[:][expected], rtol=1e-6
+    )
+    spots = pd.read_csv(tmp_path / "region_spots.csv")
+    xy = state.session.sample.adata.obsm["spatial"]
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+    assert sorted(spots.barcode) == sorted(state.session.sample.adata.obs_names[inside]) and "gene_PLANTED1" in spots
+    panel.export_button.clicked()  # the same name again: refused, the first file kept
+    assert "exists" in panel.status.value and len(pd.read_csv(tmp_path / "region.csv")) == len(expected)
+
+
+def test_spots_panel_finds_the_planted_gene_and_colours_spots(explorer, qtbot):
+    from napari_pathsae.plugin.widgets.spots_panel import SpotsPanel
+
+    viewer, state, _, spots, _ = explorer
+    panel = SpotsPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.correlate()
+    qtbot.waitUntil(
+        lambda: state.session.correlations is not None and panel.correlate_button.isEnabled(), timeout=60_000
+    )
+    panel.gene.setText("PLANTED1")
+    panel.show_gene("PLANTED1")
+    best = float(panel.ranked.item(0, 1).text())
+    assert best > 0.6, best
+    np.testing.assert_array_equal(
+        spots.features["PLANTED1"], state.session.sample.adata[:, "PLANTED1"].X.toarray().ravel()
+    )
+    click_row(qtbot, panel.ranked, 0)  # the top feature is selected …
+    feature = state.selected[0]
+    panel.colour_by_feature()  # … and its spot-aggregated activation colours the spots
+    column = state.session.feature_name(feature)
+    expected = np.nan_to_num(state.session.spot_values(state.session.feature_values(feature)))
+    np.testing.assert_allclose(spots.features[column], expected)
+    assert spots.face_color.shape == (len(expected), 4)
+    assert panel.ranked.item(0, 0).text() == "PLANTED1"  # feature → ranked genes, planted one on top
+
+
+def test_dashboard_gallery_and_concepts(explorer, qtbot):
+    from napari_pathsae.plugin.widgets.concepts_panel import ConceptsPanel
+    from napari_pathsae.plugin.widgets.feature_dashboard import GALLERY_TILES, FeatureDashboard
+
+    viewer, state, _, _, _ = explorer
+    dashboard = FeatureDashboard(viewer)
+    viewer.window.add_dock_widget(dashboard)
+    acts = state.session.activations
+    feature = int(np.argmax((acts > 0).sum(axis=0)))
+    state.select([feature])
+    qtbot.waitUntil(lambda: dashboard.gallery.count() == GALLERY_TILES, timeout=30_000)
+    shown = [dashboard.gallery.item(i).data(Qt.ItemDataRole.UserRole) for i in range(GALLERY_TILES)]
+    assert shown == list(np.argsort(-acts[:, feature], kind="stable")[:GALLERY_TILES])
+    dashboard.go_to_tile(shown[0])
+    box = state.session.placement.tile_box_world(state.session.grid_index[[shown[0]]])[0]
+    np.testing.assert_allclose(viewer.camera.center[-2:], [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    concepts = ConceptsPanel(viewer)
+    viewer.window.add_dock_widget(concepts)
+    concepts.n_concepts.value = 5
+    concepts.run_button.clicked()
+    qtbot.waitUntil(lambda: concepts.layer is not None, timeout=60_000)
+    rc = state.session.grid_index
+    assert set(np.unique(concepts.layer.data[rc[:, 0], rc[:, 1]])) == {1, 2, 3, 4, 5}
+    assert concepts.legend.rowCount() == 5
+    assert sum(int(concepts.legend.item(r, 1).text()) for r in range(5)) == len(rc)
+
+
+def test_heatmap_writer_and_model_panel_errors(explorer, qtbot, tmp_path):
+    from napari_pathsae.plugin.writer import write_activations
+
+    viewer, state, image, _, panel = explorer
+    state.select([3])
+    heat = viewer.layers["pathsae f3"]
+    written = write_activations(str(tmp_path / "all.parquet"), heat.data, {"metadata": heat.metadata})
+    table = pd.read_parquet(written[0])
+    assert (
+        len(table) == state.session.computer.n_tiles and table.f3.tolist() == state.session.activations[:, 3].tolist()
+    )
+    assert write_activations(str(tmp_path / "x.csv"), image.data, {"metadata": image.metadata}) == []
+    # training needs a folder; a cancelled training saves nothing
+    panel.train_button.clicked()
+    assert panel.status.value == "choose a folder to save the SAE to"
+    panel.train_output.value = tmp_path / "new_sae"
+    panel.train_button.clicked()
+    panel.cancel_training()
+    qtbot.waitUntil(lambda: panel.train_button.enabled, timeout=60_000)
+    assert panel.status.value == "training cancelled; no SAE was saved" and not (tmp_path / "new_sae").exists()
+    viewer.layers.remove(image)
+    panel.reset_choices()
+    panel.load_button.clicked()
+    assert panel.status.value == "open a slide first (Open slide / Visium panel)"
+
+
+def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(make_napari_viewer):
+    viewer = make_napari_viewer()
+    names = [
+        "Model and inference",
+        "Feature browser",
+        "Feature dashboard",
+        "Spots and genes",
+        "Concepts",
+        "Region export",
+    ]
+    widgets = [viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names]
+    states = {id(w.state) for w in widgets}
+    assert len(states) == 1 and state_for(viewer) is widgets[0].state
