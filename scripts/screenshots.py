@@ -69,11 +69,8 @@ def main(work: Path) -> None:
     state.labels_changed.emit()
     browser.refresh()
     browser.select_features([best])
-    spots.layer = viewer.layers[1]
     viewer.layers[1].visible = False
     shoot(viewer, "explorer_spots.png")
-    viewer.layers[1].visible = False
-    browser.parent().parent().raise_() if browser.parent() else None
     _, dashboard = viewer.window.add_plugin_dock_widget("napari-pathsae", "Feature dashboard", tabify=True)
     state.select([best])
     wait(lambda: dashboard.gallery.count() > 0)
@@ -83,14 +80,15 @@ def main(work: Path) -> None:
     concepts.run_button.clicked()
     wait(lambda: concepts.layer is not None)
     for layer in viewer.layers:
-        layer.visible = layer.name.startswith(("B4 H&E", "pathsae concepts"))
+        layer.visible = layer.name.startswith(("planted H&E", "pathsae concepts"))
     shoot(viewer, "explorer_concepts.png")
     _, region = viewer.window.add_plugin_dock_widget("napari-pathsae", "Region export", tabify=True)
     shapes = region.add_region_layer()
-    shapes.add_rectangles(np.array([[4000.0, 5000.0], [7000.0, 8500.0]]))
+    shapes.add_rectangles(np.array([[3000.0, 2000.0], [5000.0, 4500.0]]))
     region.output.value = work / "region.csv"
     region.export_button.clicked()
     wait(lambda: "tiles →" in region.status.value)
+    viewer.reset_view()
     shoot(viewer, "explorer_region.png")
     state.close()
     viewer.close()

@@ -66,7 +66,10 @@ class RegionExport(Container):
         return [layer.name for layer in self._viewer.layers if layer._type_string == "shapes"]
 
     def add_region_layer(self):
-        layer = self._viewer.add_shapes(name=REGION_LAYER, edge_color="cyan", face_color="transparent", edge_width=4)
+        units = self.state.session.world_units if self.state.session is not None else "pixel"
+        layer = self._viewer.add_shapes(
+            name=REGION_LAYER, edge_color="cyan", face_color="transparent", edge_width=20, units=units
+        )
         layer.mode = "add_rectangle"
         self.shapes.value = layer.name
         return layer
