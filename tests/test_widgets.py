@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.export import region_mask
 from napari_pathsae.plugin.state import state_for
+from napari_pathsae.plugin.viewport_worker import camera_of
 from napari_pathsae.store import TileStore
 from napari_pathsae.viewport import tiles_in_view
 
@@ -119,6 +120,7 @@ def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
     assert set(np.flatnonzero(session.computer.activated())) == set(wanted)
     assert worker.history[0][0] == wanted[0] or wanted[0] in worker.history[0]  # nearest the centre first
+    state.painter.refresh_now()
     heat = viewer.layers[-1]
     rc = session.grid_index[wanted]
     np.testing.assert_array_equal(heat.data[rc[:, 0], rc[:, 1]], session.activations[wanted, state.selected[0]])
@@ -132,8 +134,8 @@ def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(
     assert len(done & (set(stale) - set(fresh))) <= worker.batch_size < len(stale)
     # following the camera: a settled move computes the new view
     worker.follow_view(True)
-    viewer.camera.center = (0, 5000, 11000)
-    viewer.camera.zoom = 2.0
+    camera_of(viewer).center = (0, 5000, 11000)
+    camera_of(viewer).zoom = 2.0
     qtbot.waitUntil(lambda: worker.pending == 0 and len(worker.history) > 0, timeout=60_000)
     from napari_pathsae.plugin.viewport_worker import visible_world_box
 
@@ -213,7 +215,7 @@ def test_dashboard_gallery_and_concepts(explorer, qtbot):
     assert shown == list(np.argsort(-acts[:, feature], kind="stable")[:GALLERY_TILES])
     dashboard.go_to_tile(shown[0])
     box = state.session.placement.tile_box_world(state.session.grid_index[[shown[0]]])[0]
-    np.testing.assert_allclose(viewer.camera.center[-2:], [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    np.testing.assert_allclose(camera_of(viewer).center[-2:], [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
     concepts = ConceptsPanel(viewer)
     viewer.window.add_dock_widget(concepts)
     concepts.n_concepts.value = 5

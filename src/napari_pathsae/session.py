@@ -180,6 +180,10 @@ class ExplorerSession:
         means[covered == 0] = np.nan
         return means.reshape((-1, *values.shape[1:])).astype(np.float32)
 
+    def tiles_under_spots(self, spots: np.ndarray) -> np.ndarray:
+        """Indices of the tiles any of these spots' disks overlaps."""
+        return np.unique(self._spot_weights[spots].indices)
+
     def correlate(self, genes: list[str] | None = None, top_genes: int | None = 2000) -> pd.DataFrame:
         """Every feature against the ``top_genes`` most variable genes (or ``genes``) over the spots; kept."""
         self.correlations = self._correlation_table(genes, None if genes else top_genes)

@@ -24,6 +24,16 @@ DEBOUNCE_MS = 150
 VIEW_MARGIN = 0.25
 
 
+def reserve_a_core_for_the_ui() -> None:
+    """CPU inference in the viewer leaves one core to napari's drawing (torch threads are process-wide)."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+
+
 class ViewportWorker(QObject):
     """A thread computing requested tiles; ``follow_view`` ties its queue to the camera."""
 
@@ -36,6 +46,8 @@ class ViewportWorker(QObject):
         self.state = state
         self.session = state.session
         device = self.session.computer.encoder.device
+        if device.type == "cpu":
+            reserve_a_core_for_the_ui()
         self.batch_size = (
             CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.computer.options.batch_size)
         )
@@ -59,7 +71,7 @@ class ViewportWorker(QObject):
     # --- requests (UI thread) -----------------------------------------------------------------
     def follow_view(self, on: bool) -> None:
         """Compute what the camera shows whenever it settles (and now)."""
-        camera = self.state.viewer.camera
+        camera = camera_of(self.state.viewer)
         if on and not self._following:
             camera.events.center.connect(self._camera_moved)
             camera.events.zoom.connect(self._camera_moved)
@@ -115,12 +127,15 @@ class ViewportWorker(QObject):
             time.sleep(0.01)
         return False
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drop the queues and end the thread once the batch in flight is written (the store stays whole)."""
         self.follow_view(False)
         with self._condition:
             self._stopped = True
             self._view, self._slide = [], []
             self._condition.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     # --- the thread -------------------------------------------------------------------------
     def _next_batch(self) -> tuple[list[int], bool] | None:
@@ -159,12 +174,31 @@ class ViewportWorker(QObject):
                     self._busy = False
 
 
+def camera_of(viewer):
+    """napari ≥ 0.9 keeps the camera in ``viewer.scene``; older versions on the viewer."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+#: Canvas size assumed when napari does not expose it (screen px).
+FALLBACK_CANVAS_PX = (1200, 1600)
+
+
 def visible_world_box(viewer) -> np.ndarray:
-    """World ((row0, col0), (row1, col1)) the canvas shows, for the two displayed axes."""
-    canvas = getattr(getattr(viewer.window, "_qt_viewer", None), "canvas", None)
-    corners = getattr(canvas, "_viewbox_corners_in_world", None)
+    """World ((row0, col0), (row1, col1)) the canvas shows, for the two displayed axes.
+
+    napari has no public accessor for the canvas corners yet; the private one is read without its
+    deprecation warning, and where it is gone the box is the camera centre ± an assumed canvas.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        canvas = getattr(getattr(viewer.window, "_qt_viewer", None), "canvas", None)
+        corners = getattr(canvas, "_viewbox_corners_in_world", None)
     if corners is not None:
         return np.asarray(corners)[:, list(viewer.dims.displayed)]
-    centre = np.asarray(viewer.camera.center)[-2:]
-    half = np.asarray(viewer._canvas_size) / viewer.camera.zoom / 2
+    camera = camera_of(viewer)
+    centre = np.asarray(camera.center)[-2:]
+    half = np.asarray(FALLBACK_CANVAS_PX) / camera.zoom / 2
     return np.stack([centre - half, centre + half])

@@ -16,7 +16,7 @@ from ..background import run_in_background
 from ..heatmap_layers import patch_heatmap_layer
 from ..notify import report_error
 from ..state import state_for
-from ..viewport_worker import visible_world_box
+from ..viewport_worker import camera_of, visible_world_box
 
 GALLERY_TILES = 12
 THUMBNAIL_PX = 96
@@ -132,12 +132,12 @@ class FeatureDashboard(QWidget):
         """Centre the camera on a tile and zoom to show a few tiles around it."""
         placement = self.state.session.placement
         box = placement.tile_box_world(self.state.session.grid_index[[index]])[0]
-        self.viewer.camera.center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        self.viewer.camera.zoom = canvas_width(self.viewer) / (5 * (box[2] - box[0]))
+        camera = camera_of(self.viewer)
+        camera.center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        camera.zoom = canvas_width(self.viewer) / (5 * (box[2] - box[0]))
 
 
 def canvas_width(viewer) -> float:
-    try:
-        return float(max(viewer.window._qt_viewer.canvas.size))
-    except AttributeError:  # napari moved it: a typical dock-side canvas
-        return 800.0
+    """Width of the world box the canvas shows, in screen px (camera zoom is screen px per world unit)."""
+    box = visible_world_box(viewer)
+    return float(abs(box[1, 1] - box[0, 1]) * camera_of(viewer).zoom)

@@ -27,6 +27,7 @@ from ...tiles import TileGeometry
 from ..background import run_in_background
 from ..notify import report_error
 from ..state import state_for
+from .fields import chosen_path
 
 NONE = "(none)"
 
@@ -120,14 +121,14 @@ class ModelPanel(Container):
         encoder = self.encoder.value.strip()
         if not encoder:
             raise PathsaeError("name an encoder")
-        store = str(self.store.value) if self.store.value not in (None, "", Path(".")) else None
+        store = chosen_path(self.store)
         options = EmbedOptions(
             geometry=TileGeometry.from_options(tile_um=self.tile_um.value),
             patch_tokens=self.patch_tokens.value,
             slide_mpp=meta.get("mpp"),
             visium=spots,
         )
-        sae = str(self.sae_dir.value) if self.sae_dir.value not in (None, "", Path(".")) else None
+        sae = chosen_path(self.sae_dir)
         return {
             "slide_path": meta["path"],
             "store_path": store or str(default_store_path(meta["path"], encoder)),
@@ -212,7 +213,7 @@ class ModelPanel(Container):
                 raise PathsaeError("load a model first")
             if len(session.missing(None)) and not session.store.complete:
                 raise PathsaeError("compute the whole slide before training (its embeddings are the training data)")
-            if self.train_output.value in (None, "", Path(".")):
+            if chosen_path(self.train_output) is None:
                 raise PathsaeError("choose a folder to save the SAE to")
         except PathsaeError as exc:
             self._fail(exc)

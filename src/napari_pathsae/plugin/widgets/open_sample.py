@@ -6,6 +6,7 @@ from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, LineEdit,
 from ...errors import PathsaeError
 from ..notify import report_error
 from ..reader import layers_for
+from .fields import chosen_path
 
 
 class OpenSampleWidget(Container):
@@ -33,17 +34,12 @@ class OpenSampleWidget(Container):
         )
         self.open_button.changed.connect(self.open)
 
-    @staticmethod
-    def _path(edit: FileEdit) -> str | None:
-        value = edit.value
-        return str(value) if value not in (None, "") and str(value) not in ("", ".") else None
-
     def open(self) -> list:
         """Open what the fields name and add it; a user error becomes one notification line."""
         genes = [g.strip() for g in self.genes.value.split(",") if g.strip()]
-        visium = self._path(self.visium_h5ad) or self._path(self.visium)
+        visium = chosen_path(self.visium_h5ad) or chosen_path(self.visium)
         try:
-            layers = layers_for(self._path(self.slide), visium, self.mpp.value or None, genes)
+            layers = layers_for(chosen_path(self.slide), visium, self.mpp.value or None, genes)
         except PathsaeError as exc:
             self.status.value = str(exc)
             report_error(exc)

@@ -11,6 +11,7 @@ from ...export import FORMATS, export_spots, export_tiles, region_mask
 from ..background import run_in_background
 from ..notify import report_error
 from ..state import state_for
+from .fields import chosen_path
 
 REGION_LAYER = "pathsae region"
 
@@ -75,7 +76,7 @@ class RegionExport(Container):
         return layer
 
     def _target(self) -> Path:
-        if self.output.value in (None, "", Path(".")):
+        if chosen_path(self.output) is None:
             raise PathsaeError("choose a file to save to")
         path = Path(self.output.value)
         if path.suffix.lower() not in FORMATS:
@@ -123,7 +124,7 @@ def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -
     needed = inside
     if spots_path is not None:
         spots = np.flatnonzero(region_mask(session.sample.adata.obsm["spatial"], polygon=polygon))
-        needed = np.union1d(inside, session._spot_weights[spots].indices)
+        needed = np.union1d(inside, session.tiles_under_spots(spots))
     missing = session.missing(needed)
     if len(missing):
         session.compute(missing)
