@@ -166,7 +166,7 @@ def test_region_export_writes_the_drawn_tiles_and_spots(explorer, qtbot, tmp_pat
         tiles.filter(like="f").filter(regex=r"^f\d+$").to_numpy(), store.activations()[:][expected], rtol=1e-6
     )
     spots = pd.read_csv(tmp_path / "region_spots.csv")
-    xy = state.session.sample.adata.obsm["spatial"]
+    xy = state.session.sample.adata.obsm["spatial"] + 0.5  # pixel indices → continuous coordinates
     inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
     assert sorted(spots.barcode) == sorted(state.session.sample.adata.obs_names[inside]) and "gene_PLANTED1" in spots
     panel.export_button.clicked()  # the same name again: refused, the first file kept

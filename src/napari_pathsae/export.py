@@ -187,7 +187,7 @@ def export_spots(
     values, covered = aggregate_to_spots(store, sample, matrix)
     expression = normalised_expression(sample, genes)
     if polygon is not None:
-        keep = region_mask(sample.adata.obsm["spatial"], polygon=polygon)
+        keep = region_mask(sample.spots_level0_xy, polygon=polygon)
         if not keep.any():
             raise PathsaeError("no spot lies in the region")
         sample = _subset(sample, keep)

@@ -81,7 +81,7 @@ class ExplorerSession:
 
         _check_same_section(self.store, sample)
         self.sample = sample
-        self._spot_weights = spot_tile_weights(self.store, sample.adata.obsm["spatial"], sample.spot_diameter_fullres)
+        self._spot_weights = spot_tile_weights(self.store, sample.spots_level0_xy, sample.spot_diameter_fullres)
         self.correlations = None
 
     # --- state --------------------------------------------------------------------------------

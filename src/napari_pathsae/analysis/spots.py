@@ -29,7 +29,11 @@ def _disk_offsets(radius: float) -> np.ndarray:
 
 
 def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float, block: int = 20_000) -> sp.csr_matrix:
-    """(spots x tiles) weights: the fraction of each spot's disk area lying in each tile."""
+    """(spots x tiles) weights: the fraction of each spot's disk area lying in each tile.
+
+    ``centres_xy`` are continuous level-0 coordinates (pixel p spans [p, p + 1)), as tile boxes are;
+    Visium pixel indices need ``VisiumSample.spots_level0_xy``.
+    """
     side = store.tile_side0
     grid_index = np.asarray(store.root["grid_index"][:])
     lookup = np.full(grid_index.max(axis=0) + 2, -1, dtype=np.int64)
@@ -54,7 +58,7 @@ def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float,
 def aggregate_to_spots(store: TileStore, sample: VisiumSample, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-spot overlap-weighted mean of tile ``values`` and each spot's covered fraction (0: no tile)."""
     _check_same_section(store, sample)
-    weights = spot_tile_weights(store, sample.adata.obsm["spatial"], sample.spot_diameter_fullres)
+    weights = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
     covered = np.asarray(weights.sum(axis=1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (weights @ values) / covered[:, None]

@@ -66,6 +66,12 @@ class VisiumSample:
         return self.frame.fullres_rowcol_to_world(self.spots_fullres_rowcol)
 
     @property
+    def spots_level0_xy(self) -> np.ndarray:
+        """Spot centres as continuous full-resolution (x, y), where pixel p spans [p, p + 1): tile boxes and
+        drawn regions use this frame; ``obsm['spatial']`` holds pixel indices, so it is shifted by half a pixel."""
+        return np.asarray(self.adata.obsm["spatial"], dtype=float) + 0.5
+
+    @property
     def spot_diameter_world(self) -> float:
         return self.frame.fullres_length_to_world(self.spot_diameter_fullres)
 

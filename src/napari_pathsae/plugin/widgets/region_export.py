@@ -123,7 +123,7 @@ def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -
         raise PathsaeError("no tissue tile lies in the region")
     needed = inside
     if spots_path is not None:
-        spots = np.flatnonzero(region_mask(session.sample.adata.obsm["spatial"], polygon=polygon))
+        spots = np.flatnonzero(region_mask(session.sample.spots_level0_xy, polygon=polygon))
         needed = np.union1d(inside, session.tiles_under_spots(spots))
     missing = session.missing(needed)
     if len(missing):
