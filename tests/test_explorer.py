@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from conftest import HER2ST_HE, TINY_ENCODER
+from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.analysis.features import argmax_feature, concepts, feature_table, top_tiles
 from napari_pathsae.errors import PathsaeError
 from napari_pathsae.pipeline import EmbedOptions
@@ -112,3 +113,28 @@ def test_feature_labels_are_saved_beside_the_sae_and_reloaded(her2st_model, tmp_
     (sae / "feature_labels.json").write_text("{not json")
     with pytest.raises(PathsaeError, match="damaged feature labels"):
         session.attach_sae(sae)
+
+
+def test_region_spot_table_on_a_partly_computed_store(her2st_model, tmp_path):
+    """Spots over computed tiles get their mean over those tiles; uncomputed tiles never enter a mean."""
+    from shapely.geometry import box
+
+    from napari_pathsae.export import export_spots
+    from napari_pathsae.io.visium import open_visium
+
+    session = ExplorerSession.load(HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS)
+    session.attach_sample(open_visium(HER2ST_OUTS, mpp=0.69))
+    xy = session.sample.spots_level0_xy
+    region = box(5000, 6000, 7500, 8500)  # level-0 (x0, y0, x1, y1)
+    inside = np.flatnonzero((xy[:, 0] > 5000) & (xy[:, 0] < 7500) & (xy[:, 1] > 6000) & (xy[:, 1] < 8500))
+    first_half = inside[: len(inside) // 2]
+    session.compute(session.tiles_under_spots(first_half))
+    rows = export_spots(session.store, session.sample, tmp_path / "spots.csv", sae="sae", polygon=region)
+    table = pd.read_csv(tmp_path / "spots.csv")
+    assert rows == len(inside) and sorted(table.barcode) == sorted(session.sample.adata.obs_names[inside])
+    expected = session.spot_values(session.activations)[inside]
+    by_barcode = table.set_index("barcode").loc[session.sample.adata.obs_names[inside]]
+    np.testing.assert_allclose(by_barcode.filter(regex=r"^f\d+$").to_numpy(), expected, rtol=1e-5, equal_nan=True)
+    on_tissue = np.array([len(session.tiles_under_spots([s])) > 0 for s in first_half])
+    assert on_tissue.sum() > 5 and np.isfinite(expected[: len(first_half)][on_tissue]).all()  # computed: values
+    assert np.isnan(expected[: len(first_half)][~on_tissue]).all()  # no tile under the spot: NaN, not 0

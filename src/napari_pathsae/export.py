@@ -77,15 +77,19 @@ def read_polygon(path: str | Path):
     return polygon
 
 
+def tile_values(store: TileStore, sae: str | None = None):
+    """(array over every tile, kind): the SAE's activations, else the pooled embeddings; NaN rows not computed."""
+    if store.activation_names():
+        return store.activations(sae), "activation"
+    return store.embeddings("pooled"), "embedding"
+
+
 def tile_table(
     store: TileStore, keep: np.ndarray | None = None, sae: str | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, str]:
     """(metadata columns, values matrix, value kind) of the kept tiles: activations, else pooled embeddings."""
     keep = np.ones(store.n_tiles, bool) if keep is None else keep
-    if store.activation_names():
-        values, kind = store.activations(sae), "activation"
-    else:
-        values, kind = store.embeddings("pooled"), "embedding"
+    values, kind = tile_values(store, sae)
     index = np.flatnonzero(keep)
     matrix = np.asarray(values.oindex[index, :] if len(index) else np.empty((0, values.shape[1])), dtype=np.float32)
     computed = ~np.isnan(matrix).any(axis=1)  # tiles the viewer has not computed yet are left out
@@ -183,8 +187,8 @@ def export_spots(
     """Visium spot table: aggregated tile features beside the spots' normalised expression (spots in ``polygon``)."""
     from .analysis.spots import aggregate_to_spots, normalised_expression
 
-    _, matrix, kind = tile_table(store, None, sae)
-    values, covered = aggregate_to_spots(store, sample, matrix)
+    array, kind = tile_values(store, sae)
+    values, covered = aggregate_to_spots(store, sample, np.asarray(array[:], dtype=np.float32))
     expression = normalised_expression(sample, genes)
     if polygon is not None:
         keep = region_mask(sample.spots_level0_xy, polygon=polygon)

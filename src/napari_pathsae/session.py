@@ -169,16 +169,11 @@ class ExplorerSession:
     # --- spots --------------------------------------------------------------------------------
     def spot_values(self, values: np.ndarray) -> np.ndarray:
         """Tile values (N,) or (N, K) averaged over each spot's disk (overlap-weighted; NaN: no computed tile)."""
+        from .analysis.spots import spot_means
+
         if self.sample is None:
             raise PathsaeError("no Visium sample loaded")
-        values = np.asarray(values, dtype=np.float64)
-        flat = values.reshape(len(values), -1)
-        known = np.isfinite(flat).all(axis=1).astype(np.float64)
-        covered = self._spot_weights @ known
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (self._spot_weights @ np.nan_to_num(flat)) / covered[:, None]
-        means[covered == 0] = np.nan
-        return means.reshape((-1, *values.shape[1:])).astype(np.float32)
+        return spot_means(self._spot_weights, values)
 
     def tiles_under_spots(self, spots: np.ndarray) -> np.ndarray:
         """Indices of the tiles any of these spots' disks overlaps."""

@@ -59,11 +59,20 @@ def aggregate_to_spots(store: TileStore, sample: VisiumSample, values: np.ndarra
     """Per-spot overlap-weighted mean of tile ``values`` and each spot's covered fraction (0: no tile)."""
     _check_same_section(store, sample)
     weights = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
-    covered = np.asarray(weights.sum(axis=1)).ravel()
+    return spot_means(weights, values), np.asarray(weights.sum(axis=1)).ravel()
+
+
+def spot_means(weights: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
+    """Overlap-weighted mean of tile ``values`` (N,) or (N, K) per spot, over the tiles computed so far
+    (rows with NaN are left out); NaN for a spot with no computed tile under it."""
+    values = np.asarray(values, dtype=np.float64)
+    flat = values.reshape(len(values), -1)
+    known = np.isfinite(flat).all(axis=1)
+    covered = weights @ known.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = (weights @ values) / covered[:, None]
+        means = (weights @ np.where(known[:, None], flat, 0.0)) / covered[:, None]
     means[covered == 0] = np.nan
-    return means.astype(np.float32), covered
+    return means.reshape((-1, *values.shape[1:])).astype(np.float32)
 
 
 def _check_same_section(store: TileStore, sample: VisiumSample) -> None:
