@@ -37,14 +37,11 @@ def region_mask(
         if x1 <= x0 or y1 <= y0:
             raise PathsaeError(f"empty bbox {bbox}: expected X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
         keep &= (centres_xy[:, 0] >= x0) & (centres_xy[:, 0] < x1) & (centres_xy[:, 1] >= y0) & (centres_xy[:, 1] < y1)
-    if geojson is not None:
-        import shapely
+    for region in (read_polygon(geojson) if geojson is not None else None, polygon):
+        if region is not None:
+            import shapely
 
-        keep &= shapely.contains_xy(read_polygon(geojson), centres_xy[:, 0], centres_xy[:, 1])
-    if polygon is not None:
-        import shapely
-
-        keep &= shapely.contains_xy(polygon, centres_xy[:, 0], centres_xy[:, 1])
+            keep &= shapely.contains_xy(region, centres_xy[:, 0], centres_xy[:, 1])
     return keep
 
 

@@ -189,11 +189,11 @@ def _finished(store: TileStore) -> TileStore:
 
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
-    from .sae.formats import load_sae, sae_weights_sha256
+    from .sae.formats import load_sae, sae_layer, sae_weights_sha256
 
     sae, cfg = load_sae(sae_dir)
     store = _finished(TileStore.open(store_path, mode="r+"))
-    layer = cfg.get("metadata", {}).get("hook_name") or "pooled"
+    layer = sae_layer(cfg)
     embeddings = store.embeddings(layer if layer in store.embedding_names() else "pooled")
     if embeddings.shape[1] != sae.cfg.d_in:
         raise PathsaeError(

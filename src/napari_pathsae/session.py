@@ -51,11 +51,12 @@ class ExplorerSession:
     ) -> ExplorerSession:
         """Load the encoder, open or create the slide's store, and attach the SAE when given."""
         from .encoders import load_encoder
+        from .sae.formats import read_cfg, sae_layer
 
         encoder = load_encoder(encoder_spec, architecture, device=device, allow_random=allow_random)
         options = options or EmbedOptions()
         if sae_dir is not None:
-            layer = _sae_layer(sae_dir)
+            layer = sae_layer(read_cfg(sae_dir))
             if layer.startswith("layer_"):
                 options = EmbedOptions(**{**vars(options), "layers": (int(layer.removeprefix("layer_")),)})
         session = cls(TileComputer(slide_path, store_path, encoder, options))
@@ -65,12 +66,15 @@ class ExplorerSession:
 
     def attach_sae(self, sae_dir: str | Path) -> None:
         """Use this SAE folder's SAE; its labels are loaded and its cached activations reused."""
-        from .sae.formats import load_sae, sae_weights_sha256
+        from .sae.formats import load_sae, sae_layer, sae_weights_sha256
 
         sae_dir = Path(sae_dir)
         sae, cfg = load_sae(sae_dir)
-        layer = cfg.get("metadata", {}).get("hook_name") or "pooled"
-        provenance = {"path": str(sae_dir.resolve()), "layer": layer, "weights_sha256": sae_weights_sha256(sae_dir)}
+        provenance = {
+            "path": str(sae_dir.resolve()),
+            "layer": sae_layer(cfg),
+            "weights_sha256": sae_weights_sha256(sae_dir),
+        }
         self.computer.set_sae(sae, sae_dir.name, provenance)
         self.sae_dir = sae_dir
         self.labels = _read_labels(sae_dir)
@@ -104,17 +108,21 @@ class ExplorerSession:
         return self.computer.grid.grid_index
 
     @property
+    def frame(self):
+        """The world frame: the Visium sample's when one is loaded, else the slide's."""
+        return self.sample.frame if self.sample is not None else self.computer.slide.frame
+
+    @property
     def placement(self) -> GridPlacement:
-        """The tile grid in the world frame of the sample (when loaded) or of the slide."""
-        frame = self.sample.frame if self.sample is not None else self.computer.slide.frame
+        """The tile grid in the world frame."""
+        frame = self.frame
         shape = tuple(int(v) + 1 for v in self.grid_index.max(axis=0))
         return GridPlacement(self.computer.grid.side0, frame.world_per_fullres_px, shape)
 
     @property
     def world_units(self) -> str:
         """napari units of the world frame: µm when the µm/px is known, else pixels."""
-        frame = self.sample.frame if self.sample is not None else self.computer.slide.frame
-        return "micrometer" if frame.mpp else "pixel"
+        return "micrometer" if self.frame.mpp else "pixel"
 
     def missing(self, indices: np.ndarray | None = None) -> np.ndarray:
         return self.computer.missing(np.arange(self.computer.n_tiles) if indices is None else indices)
@@ -211,14 +219,6 @@ class ExplorerSession:
 
     def close(self) -> None:
         self.computer.close()
-
-
-def _sae_layer(sae_dir: str | Path) -> str:
-    try:
-        cfg = json.loads((Path(sae_dir) / "cfg.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PathsaeError(f"{sae_dir}: not an SAE folder ({exc})") from None
-    return cfg.get("metadata", {}).get("hook_name") or "pooled"
 
 
 def _read_labels(sae_dir: Path) -> dict[int, str]:

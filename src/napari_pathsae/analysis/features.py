@@ -10,9 +10,14 @@ from ..errors import PathsaeError
 CONCEPT_METHODS = ("kmeans", "nmf")
 
 
+def computed_rows(activations: np.ndarray) -> np.ndarray:
+    """(N,) bool: tiles whose activations are computed (a tile not computed yet is a NaN row)."""
+    return ~np.isnan(activations).any(axis=1)
+
+
 def feature_table(activations: np.ndarray) -> pd.DataFrame:
-    """One row per feature over the computed tiles (rows without NaN): frequency, max, mean when active."""
-    values = activations[~np.isnan(activations).any(axis=1)]
+    """One row per feature over the computed tiles: frequency, max, mean when active."""
+    values = activations[computed_rows(activations)]
     n = len(values)
     active = values > 0
     count = active.sum(axis=0)
@@ -55,7 +60,7 @@ def concepts(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans
 
     if method not in CONCEPT_METHODS:
         raise PathsaeError(f"unknown concept method {method!r} (choose {', '.join(CONCEPT_METHODS)})")
-    computed = ~np.isnan(activations).any(axis=1)
+    computed = computed_rows(activations)
     values = np.clip(activations[computed], 0, None)
     if len(values) < n_concepts:
         raise PathsaeError(f"{len(values)} computed tiles cannot make {n_concepts} concepts; compute more tiles")

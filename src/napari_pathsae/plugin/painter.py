@@ -56,9 +56,7 @@ class HeatmapPainter:
             if layer is None:
                 layer = viewer.add_image(data, **kwargs)
             else:
-                with layer.events.blocker_all():
-                    layer.metadata = kwargs["metadata"]
-                    layer.name = kwargs["name"]
+                layer.metadata = kwargs["metadata"]
                 layer.data = data
                 layer.colormap = kwargs["colormap"]
                 layer.contrast_limits = kwargs["contrast_limits"]

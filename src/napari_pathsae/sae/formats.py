@@ -54,6 +54,19 @@ def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
     return directory
 
 
+def sae_layer(cfg: dict) -> str:
+    """The embeddings an SAE reads ("pooled" or "layer_L"), from its cfg.json (SAELens hook_name)."""
+    return cfg.get("metadata", {}).get("hook_name") or "pooled"
+
+
+def read_cfg(directory: str | Path) -> dict:
+    """An SAE folder's cfg.json, without loading its weights."""
+    try:
+        return json.loads((Path(directory) / CFG).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PathsaeError(f"{directory}: not an SAE folder ({exc})") from None
+
+
 def sae_weights_sha256(directory: str | Path) -> str:
     """Fingerprint of an SAE folder's weights: activations cached in a store are tied to it."""
     import hashlib
