@@ -76,3 +76,36 @@ def test_a_store_is_never_mixed_with_another_encoder_or_geometry(embedded):
         embed_slide(SVS, path, load_encoder(TINY, seed=1), EmbedOptions(layers=(6,), chunk_tiles=16))
     with pytest.raises(PathsaeError, match="geometry"):
         embed_slide(SVS, path, load_encoder(TINY), EmbedOptions(TileGeometry(min_tissue=0.5), layers=(6,)))
+
+
+def test_tiles_read_by_several_threads_give_the_same_store(embedded, tiny, tmp_path):
+    path, _, _ = embedded
+    parallel = tmp_path / "parallel.zarr"
+    embed_slide(SVS, parallel, tiny, EmbedOptions(layers=(6,), chunk_tiles=16, readers=3))
+    for name in ("pooled", "layer_6"):
+        np.testing.assert_array_equal(
+            TileStore.open(parallel).embeddings(name)[:], TileStore.open(path).embeddings(name)[:]
+        )
+
+
+def test_encoding_streams_chunks_into_the_store_with_the_sae_values(embedded, tiny, tmp_path):
+    import shutil
+
+    import torch
+
+    from napari_pathsae.pipeline import encode_store
+    from napari_pathsae.sae import SAEConfig, build_sae
+    from napari_pathsae.sae.formats import load_sae, save_sae
+
+    path, _, _ = embedded
+    store_path = tmp_path / "copy.zarr"
+    shutil.copytree(path, store_path)
+    torch.manual_seed(0)
+    sae_dir = save_sae(build_sae(SAEConfig("topk", tiny.width, 4 * tiny.width, k=8)), tmp_path / "sae", "pooled", {})
+    name = encode_store(store_path, sae_dir, batch_rows=20)  # 20 rows → one 16-tile chunk per write
+    store = TileStore.open(store_path)
+    sae, _ = load_sae(sae_dir)
+    with torch.no_grad():
+        expected = sae.encode(torch.from_numpy(store.embeddings()[:])).numpy()
+    np.testing.assert_allclose(store.activations(name)[:], expected, rtol=1e-5, atol=1e-6)
+    assert store.activations(name).attrs["sae"]["weights_sha256"]

@@ -63,6 +63,7 @@ def _engine_commands(commands) -> None:
     embed.add_argument("--workers", type=int, help="LocalCluster workers")
     embed.add_argument("--seed", type=int, default=0, help="seed of a random-init encoder")
     embed.add_argument("--chunk-tiles", type=int, default=512, help="tiles written (and redone after a kill) together")
+    embed.add_argument("--readers", type=int, help="tile-reading threads (default: 1 on CPU, up to 8 on a GPU)")
 
     train = commands.add_parser("train", help="train an SAE on stored embeddings")
     train.add_argument("stores", type=Path, nargs="+")
@@ -157,6 +158,7 @@ def _embed(args: argparse.Namespace) -> None:
         slide_mpp,
         str(args.visium) if args.visium else None,
         args.chunk_tiles,
+        args.readers,
     )
     if len(args.slides) == 1 and not args.scheduler:
         from .encoders import load_encoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,14 @@ class EmbedOptions:
     slide_mpp: float | None = None  # overrides the slide's metadata
     visium: str | None = None  # Space Ranger folder of the same section, kept in provenance
     chunk_tiles: int = 512  # tiles written (and redone after a kill) together
+    readers: int | None = None  # threads reading tiles; None: 1 on CPU, more on a GPU (see reader_threads)
+
+
+def reader_threads(options: EmbedOptions, device: torch.device) -> int:
+    """One reader on CPU (more would take cores from the model); on a GPU, decoding is the bottleneck."""
+    if options.readers is not None:
+        return max(1, options.readers)
+    return 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[int, ...]]:
@@ -137,19 +146,24 @@ def embed_slide(
 
 
 def _embed_pending(store, slide, grid, encoder, options, progress, name: str, start: float) -> int:
-    """Embed the store's unfinished chunks, reading the next one while computing; returns tiles computed."""
+    """Embed the store's unfinished chunks, reading the next one (split over the readers) while computing."""
     pending = store.pending_chunks()
     slices = store.chunk_slices()
     total = len(grid)
     done = total - sum(slices[i].stop - slices[i].start for i in pending)
     computed = 0
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        read = lambda i: read_tiles(slide, grid, np.arange(slices[i].start, slices[i].stop))  # noqa: E731
-        upcoming = reader.submit(read, pending[0]) if pending else None
+    readers = reader_threads(options, encoder.device)
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+
+        def read(chunk: int) -> list:
+            rows = np.arange(slices[chunk].start, slices[chunk].stop)
+            return [pool.submit(read_tiles, slide, grid, part) for part in np.array_split(rows, readers) if len(part)]
+
+        upcoming = read(pending[0]) if pending else []
         for position, chunk in enumerate(pending):
-            tiles = upcoming.result()
+            tiles = np.concatenate([part.result() for part in upcoming])
             if position + 1 < len(pending):
-                upcoming = reader.submit(read, pending[position + 1])  # read the next while computing
+                upcoming = read(pending[position + 1])  # read the next while computing
             outputs = embed_batches(encoder, tiles, options)
             store.write_chunk(chunk, outputs)
             done += len(tiles)
@@ -203,22 +217,19 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
     trained_on = cfg.get("pathsae", {}).get("encoder", {}).get("weights_sha256")
     if trained_on and trained_on != store.provenance["encoder"]["weights_sha256"]:
         raise PathsaeError(f"the SAE was trained on another encoder's embeddings than {store.path.name}'s")
-    values = np.empty((embeddings.shape[0], sae.cfg.d_sae), dtype=np.float32)
-    with torch.no_grad():
-        for begin in range(0, embeddings.shape[0], batch_rows):
-            x = torch.from_numpy(np.asarray(embeddings[begin : begin + batch_rows], dtype=np.float32))
-            values[begin : begin + batch_rows] = sae.encode(torch.nan_to_num(x)).numpy()
     name = name or Path(sae_dir).name
-    store.write_activations(
-        name,
-        values,
-        {
-            "path": str(Path(sae_dir).resolve()),
-            "layer": layer,
-            "weights_sha256": sae_weights_sha256(sae_dir),
-            **cfg.get("pathsae", {}),
-        },
-    )
+    provenance = {
+        "path": str(Path(sae_dir).resolve()),
+        "layer": layer,
+        "weights_sha256": sae_weights_sha256(sae_dir),
+        **cfg.get("pathsae", {}),
+    }
+    array = store.activation_array(name, sae.cfg.d_sae, provenance)
+    rows = max(1, batch_rows // store.chunk_tiles) * store.chunk_tiles  # whole zarr chunks per write
+    with torch.no_grad():  # batch by batch into the store: memory stays flat however many tiles
+        for begin in range(0, embeddings.shape[0], rows):
+            x = torch.from_numpy(np.asarray(embeddings[begin : begin + rows], dtype=np.float32))
+            array[begin : begin + rows] = sae.encode(torch.nan_to_num(x)).numpy()
     return name
 
 

@@ -118,6 +118,11 @@ class TileStore:
         return bool(self.root.attrs.get("complete", False))
 
     @property
+    def summary(self) -> dict:
+        """The record of the run that completed the store (empty while unfinished)."""
+        return dict(self.root.attrs.get("summary", {}))
+
+    @property
     def n_tiles(self) -> int:
         return int(self.root["coords"].shape[0])
 
@@ -217,14 +222,3 @@ class TileStore:
         )
         array.attrs.update({"sae": sae_provenance})
         return array
-
-    def write_activations(self, name: str, values: np.ndarray, sae_provenance: dict) -> None:
-        """Replace the activations of one SAE (written whole, then described)."""
-        group = self.root["activations"]
-        if name in group:
-            del group[name]
-        array = group.create_array(
-            name, shape=values.shape, chunks=(self.chunk_tiles, values.shape[1]), dtype=np.float32
-        )
-        array[:] = values
-        array.attrs.update({"sae": sae_provenance})

@@ -97,6 +97,9 @@ def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
     image = np.asarray(slide.levels[level])
     if slide.axes == "CYX":
         image = np.moveaxis(image, 0, -1)
+    factor = max(1, max(image.shape[:2]) // MASK_MIN_SIDE)  # up to 2x too fine: shrink to about MASK_MIN_SIDE
+    if factor > 1:
+        image = _block_mean(image, factor)
     if image.ndim == 3 and image.shape[-1] >= 3:
         signal = ndimage.gaussian_filter(saturation(image), 1.0)
         bounds = SATURATION_BOUNDS
@@ -109,7 +112,14 @@ def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
     mask = ndimage.binary_opening(mask, iterations=1)
     min_area = max(16, mask.size // 20000)
     mask = remove_small_holes(remove_small_objects(mask, max_size=min_area), max_size=min_area * 4)
-    return mask, slide.downsample(level)
+    return mask, slide.downsample(level) * factor
+
+
+def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W[, C]) image averaged over ``factor`` x ``factor`` blocks (edges trimmed), float32."""
+    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, *image.shape[2:])
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
 
 
 def _fractions(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, side: float) -> np.ndarray:

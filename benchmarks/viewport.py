@@ -1,0 +1,146 @@
+"""Viewport speed: a cold full-HD view at 20x computed, and pans/zooms over cached heatmaps in napari.
+
+Cold: a fresh store, ViT-S (random init) and a TopK SAE; the tiles of a 1920 x 1080 px view at
+0.5 µm/px (20x) are computed nearest-first in the viewer's batches, through the same
+``ExplorerSession.compute`` the viewport worker calls, with all cores (the napari worker leaves one
+to the UI). Three views, each on tiles not computed before.
+
+Cached (under Xvfb): napari shows the slide and a heatmap of that region; for each pan (50–400
+screen px) or zoom (x1.25 or /1.25) the time from the camera change to the end of the next canvas
+draw (the frame showing the heatmap at its new place) is recorded.
+
+    xvfb-run -a python benchmarks/viewport.py [--no-viewer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from measure import save
+from pipeline_efficiency import slide_of_side
+
+from napari_pathsae.sae import SAEConfig, build_sae
+from napari_pathsae.sae.formats import save_sae
+from napari_pathsae.session import ExplorerSession
+from napari_pathsae.viewport import tiles_in_view
+
+VIEW_PX = (1080, 1920)  # screen px, one level-0 px (0.5 µm) each at 20x
+BATCH = 16  # the viewport worker's CPU batch
+
+
+def random_sae(directory: Path, d_in: int, expansion: int = 8, k: int = 32) -> Path:
+    torch.manual_seed(0)
+    return save_sae(build_sae(SAEConfig("topk", d_in, d_in * expansion, k=k)), directory, "pooled", {})
+
+
+def view_box(centre_um: np.ndarray, mpp: float) -> np.ndarray:
+    half = np.asarray(VIEW_PX) * mpp / 2
+    return np.stack([centre_um - half, centre_um + half])
+
+
+def cold_views(session: ExplorerSession, centres_um: list[np.ndarray]) -> list[dict]:
+    """Each view computed from nothing, nearest tiles first, in the worker's batches."""
+    results = []
+    for centre in centres_um:
+        tiles = tiles_in_view(session.grid_index, session.placement, view_box(centre, session.store.slide_mpp))
+        start = time.perf_counter()
+        first = None
+        for begin in range(0, len(tiles), BATCH):
+            session.compute(tiles[begin : begin + BATCH])
+            first = first or time.perf_counter() - start
+        results.append(
+            {"tiles": len(tiles), "first_batch_s": round(first, 2), "all_s": round(time.perf_counter() - start, 2)}
+        )
+    return results
+
+
+def cached_frames(session: ExplorerSession, slide_path: Path, centre_um: np.ndarray, moves: int) -> dict:
+    """Camera change → end of the next draw, for pans and zooms over computed tiles (napari, Xvfb)."""
+    import napari
+    from napari.layers import Layer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_pathsae.io.slides import open_slide
+    from napari_pathsae.plugin.heatmap_layers import heatmap_layer
+    from napari_pathsae.plugin.layers import slide_layer
+    from napari_pathsae.plugin.viewport_worker import camera_of
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1920, 1200)
+    viewer.add_layer(Layer.create(*slide_layer(open_slide(slide_path))))
+    viewer.add_layer(Layer.create(*heatmap_layer(session, 0)))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    draws: list[float] = []
+    canvas.events.draw.connect(lambda _: draws.append(time.perf_counter()))
+    camera = camera_of(viewer)
+    camera.center, camera.zoom = (0, *centre_um), 1 / session.store.slide_mpp
+    for _ in range(20):
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+    def frame_ms(change) -> float:
+        seen = len(draws)
+        start = time.perf_counter()
+        change()
+        while len(draws) == seen and time.perf_counter() - start < 5:
+            QApplication.processEvents()
+        QApplication.processEvents()  # the draw's own event handling ends here
+        return (time.perf_counter() - start) * 1000
+
+    rng = np.random.default_rng(0)
+    pans, zooms = [], []
+    for i in range(moves):
+        step = rng.uniform(50, 400, 2) * rng.choice([-1, 1], 2) / camera.zoom  # screen px → µm
+        target = np.clip(np.asarray(camera.center[1:]) + step, centre_um - 200, centre_um + 200)
+        pans.append(frame_ms(lambda target=target: setattr(camera, "center", (0, *target))))
+        factor = 1.25 if i % 2 == 0 else 0.8
+        zooms.append(frame_ms(lambda factor=factor: setattr(camera, "zoom", camera.zoom * factor)))
+        time.sleep(0.03)
+    viewer.close()
+
+    def stats(values: list[float]) -> dict:
+        v = np.asarray(values)
+        return {"n": len(v), "p50_ms": round(float(np.percentile(v, 50)), 1),
+                "p95_ms": round(float(np.percentile(v, 95)), 1), "max_ms": round(float(v.max()), 1)}  # fmt: skip
+
+    return {"pan": stats(pans), "zoom": stats(zooms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="vit_small_patch16_224")
+    parser.add_argument("--side", type=int, default=12288)
+    parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--no-viewer", action="store_true", help="cold engine views only")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/pathsae-benchmarks"))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.encoder, args.side, args.moves = "vit_tiny_patch16_224", 4096, 3
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    slide = slide_of_side(args.work_dir, args.side)
+    store = args.work_dir / "viewport.zarr"
+    shutil.rmtree(store, ignore_errors=True)
+    from napari_pathsae.encoders import load_encoder
+
+    width = load_encoder(args.encoder).width
+    sae = random_sae(args.work_dir / "viewport_sae", width)
+    session = ExplorerSession.load(slide, store, args.encoder, sae)
+    middle = args.side * session.store.slide_mpp / 2
+    offsets = [(0, 0), (0, 1100), (700, -1100)] if not args.smoke else [(0, 0)]
+    centres = [np.array([middle + dy, middle + dx]) for dy, dx in offsets]
+    result = {"encoder": args.encoder, "torch_threads": torch.get_num_threads(), "cold": cold_views(session, centres)}
+    if not args.no_viewer:
+        result["cached"] = cached_frames(session, slide, centres[0], args.moves)
+    session.close()
+    save("viewport" + ("_smoke" if args.smoke else ""), result, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The benchmarks run end to end on tiny inputs (what CI checks; the numbers come from full runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def smoke(script: str, tmp_path: Path, *extra: str) -> dict:
+    command = [sys.executable, str(BENCHMARKS / script), "--smoke", "--work-dir", str(tmp_path), "--out", str(tmp_path)]
+    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name = script.removesuffix(".py") + "_smoke.json"
+    return json.loads((tmp_path / name).read_text())
+
+
+def test_synthetic_slide_is_a_jpeg_pyramid_of_real_tissue(tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from synthetic_slide import BLOCK, build_slide, tissue_blocks
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from napari_pathsae import open_slide
+
+    info = build_slide(tmp_path / "s.tif", 8192)
+    slide = open_slide(tmp_path / "s.tif")
+    assert info["levels"] == [8192, 2048] and slide.pyramid == "file" and slide.mpp == 0.5
+    assert slide.level_shapes == [(8192, 8192, 3), (2048, 2048, 3)]
+    first = np.asarray(slide.levels[0][:BLOCK, :BLOCK]).astype(int)
+    assert np.abs(first - tissue_blocks()[0]).mean() < 2  # JPEG round trip of the her2st crop
+
+
+def test_pipeline_efficiency_smoke(tmp_path):
+    run = smoke("pipeline_efficiency.py", tmp_path)["runs"][0]
+    assert run["tiles"] > 100 and run["device"] == "cpu"
+    assert 0 < run["efficiency_in_run"] < 2 and 0 < run["efficiency_whole_process"] <= run["efficiency_in_run"] * 1.05
+
+
+def test_sae_training_smoke(tmp_path):
+    result = smoke("sae_training.py", tmp_path)
+    assert result["training"]["d_sae"] == 384 * 8 and result["training"]["inputs_per_s"] > 0
+    assert 0 < result["training"]["flop_utilisation"] < 1.5
+    assert result["encoding"]["embeddings"] == 8192
+
+
+def test_scaling_smoke(tmp_path):
+    result = smoke("scaling.py", tmp_path)
+    sizes = result["by_slide_size"]
+    assert [s["side_px"] for s in sizes] == [2048, 4096] and sizes[1]["tiles"] > sizes[0]["tiles"] > 0
+    assert result["dask"]["1_workers"]["tiles"] == result["dask"]["2_workers"]["tiles"] == 2 * sizes[0]["tiles"]
+
+
+def test_open_large_slide_smoke(tmp_path):
+    result = smoke("open_large_slide.py", tmp_path)
+    assert result["tissue_tiles"] > 0 and set(result["steps"]) >= {"open_slide", "tissue_grid_112um"}
+
+
+def test_viewport_smoke(tmp_path):
+    result = smoke("viewport.py", tmp_path)
+    assert result["cold"][0]["tiles"] > 0 and result["cold"][0]["all_s"] >= result["cold"][0]["first_batch_s"]
+    assert result["cached"]["pan"]["n"] == 3 and result["cached"]["zoom"]["p95_ms"] > 0
