@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from measure import save
-from pipeline_efficiency import slide_of_side
+from synthetic_slide import slide_of_side
 
 from napari_pathsae.io.slides import open_slide
 from napari_pathsae.tiles import TileGeometry, tile_grid

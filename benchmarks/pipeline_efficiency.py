@@ -16,17 +16,9 @@ import shutil
 from pathlib import Path
 
 from measure import BENCHMARKS, python, run_process, save
-from synthetic_slide import build_slide
+from synthetic_slide import slide_of_side
 
 from napari_pathsae.store import TileStore
-
-
-def slide_of_side(work_dir: Path, side: int) -> Path:
-    """The synthetic slide of this side in ``work_dir``, built once."""
-    path = work_dir / f"synthetic_{side}.tif"
-    if not path.exists():
-        build_slide(path, side)
-    return path
 
 
 def bare_tiles_per_s(slide: Path, encoder: str, batch_size: int, batches: int, device: str) -> float:

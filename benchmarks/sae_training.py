@@ -128,7 +128,9 @@ def main() -> None:
     train_store = embedding_store(work / "sae_train.zarr", train_rows)
     result = {"training": training_throughput(train_store.path, work / "sae_bench", args.expansion, args.k,
                                               args.batch_size, args.steps)}  # fmt: skip
-    encode_store = embedding_store(work / "sae_encode.zarr", synthetic_embeddings(args.encode_embeddings, 384, 1))
+    encode_store = embedding_store(
+        work / "sae_encode.zarr", synthetic_embeddings(args.encode_embeddings, ENCODER["width"], 1)
+    )
     result["encoding"] = encoding(encode_store.path, work / "sae_bench")
     if args.saelens_python:
         np.save(work / "sae_train.npy", train_rows)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from measure import python, run_process, save
-from pipeline_efficiency import slide_of_side
+from synthetic_slide import slide_of_side
 
 from napari_pathsae.store import TileStore
 

@@ -128,6 +128,14 @@ def build_slide(path: str | Path, side: int, mpp: float = 0.5, image: Path = HER
     }
 
 
+def slide_of_side(work_dir: Path, side: int) -> Path:
+    """The synthetic slide of this side in ``work_dir``, built once."""
+    path = work_dir / f"synthetic_{side}.tif"
+    if not path.exists():
+        build_slide(path, side)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from measure import save
-from pipeline_efficiency import slide_of_side
+from synthetic_slide import slide_of_side
 
 from napari_pathsae.sae import SAEConfig, build_sae
 from napari_pathsae.sae.formats import save_sae
@@ -127,11 +127,8 @@ def main() -> None:
     slide = slide_of_side(args.work_dir, args.side)
     store = args.work_dir / "viewport.zarr"
     shutil.rmtree(store, ignore_errors=True)
-    from napari_pathsae.encoders import load_encoder
-
-    width = load_encoder(args.encoder).width
-    sae = random_sae(args.work_dir / "viewport_sae", width)
-    session = ExplorerSession.load(slide, store, args.encoder, sae)
+    session = ExplorerSession.load(slide, store, args.encoder)
+    session.attach_sae(random_sae(args.work_dir / "viewport_sae", session.computer.encoder.width))
     middle = args.side * session.store.slide_mpp / 2
     offsets = [(0, 0), (0, 1100), (700, -1100)] if not args.smoke else [(0, 0)]
     centres = [np.array([middle + dy, middle + dx]) for dy, dx in offsets]
