@@ -157,7 +157,7 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
 
         def read(chunk: int) -> list:
             rows = np.arange(slices[chunk].start, slices[chunk].stop)
-            return [pool.submit(read_tiles, slide, grid, part) for part in np.array_split(rows, readers) if len(part)]
+            return [pool.submit(read_tiles, slide, grid, part) for part in _split_at_grid_rows(rows, grid, readers)]
 
         upcoming = read(pending[0]) if pending else []
         for position, chunk in enumerate(pending):
@@ -172,6 +172,20 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
                 elapsed = time.perf_counter() - start
                 progress(Progress(name, done, total, elapsed, computed / max(elapsed, 1e-9)))
     return computed
+
+
+def _split_at_grid_rows(rows: np.ndarray, grid: TileGrid, parts: int) -> list[np.ndarray]:
+    """``rows`` (store order) in up to ``parts`` pieces, cut only where the grid row changes.
+
+    read_tiles reads each grid row's tiles as bands; cutting inside a row would change the bands
+    and so the resampling of the tiles at their edges (±1 grey level).
+    """
+    changes = np.flatnonzero(np.diff(grid.grid_index[rows, 0])) + 1
+    if parts <= 1 or len(changes) == 0:
+        return [rows]
+    wanted = np.linspace(0, len(rows), parts + 1)[1:-1]
+    cuts = np.unique(changes[np.abs(changes[None, :] - wanted[:, None]).argmin(axis=1)])
+    return np.split(rows, cuts)
 
 
 def embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
