@@ -26,18 +26,39 @@ class ProcessRun:
 
 
 def run_process(command: list[str], env: dict | None = None) -> ProcessRun:
-    """Run a command to its end: wall seconds from launch to exit, its own peak RSS (wait4), its output."""
+    """Run a command to its end: wall seconds from launch to exit, its own peak RSS, its output.
+
+    The peak is the child's VmHWM, sampled every 20 ms: wait4's ru_maxrss is not used because Linux
+    carries it across fork and exec, so a child of a large benchmark process reports the parent's peak.
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(child.pid, 0)
+        peak_kb = 0
+        while True:
+            peak_kb = max(peak_kb, _high_water_kb(child.pid))
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.02)
         wall = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}):\n{stderr[-2000:]}")
-    return ProcessRun(wall, usage.ru_maxrss / 1024, stdout, stderr)
+    return ProcessRun(wall, peak_kb / 1024, stdout, stderr)
+
+
+def _high_water_kb(pid: int) -> int:
+    """A running process's peak resident memory (kB) so far; 0 once it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def python(*args: str) -> list[str]:

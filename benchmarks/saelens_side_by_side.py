@@ -35,8 +35,8 @@ def main() -> None:
     d_in = rows.shape[1]
     sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_in * args.expansion, k=args.k, device="cpu"))
     config = SAETrainerConfig(
-        total_training_samples=args.batch_size * args.steps, train_batch_size_samples=args.batch_size, lr=4e-4,
-        device="cpu", n_batches_for_norm_estimate=1,
+        total_training_samples=args.batch_size * args.steps, train_batch_size_samples=args.batch_size,
+        lr=4e-4, lr_end=4e-4, device="cpu", n_batches_for_norm_estimate=1,
     )  # fmt: skip
     trainer = SAETrainer(config, sae, batches(rows, args.batch_size))
     start = time.perf_counter()

@@ -56,7 +56,7 @@ class Payload:
 
 def test_pickled_objects_are_refused(tmp_path):
     torch.save({"weights": Payload()}, tmp_path / "evil.pth")
-    with pytest.raises(PathsaeError, match="cannot load the checkpoint safely"):
+    with pytest.raises(PathsaeError, match="holds pickled objects besides tensors; refused"):
         load_encoder(str(tmp_path / "evil.pth"), architecture=TINY)
 
 
@@ -86,6 +86,8 @@ def test_dtype_follows_the_hardware():
 
 
 def test_presets_build_the_published_architectures():
-    uni = load_encoder("uni")  # offline here: random init of the right shape, and flagged
+    with pytest.raises(PathsaeError, match="--random-init"):  # a foundation model is asked for its weights
+        load_encoder("uni")
+    uni = load_encoder("uni", allow_random=True)  # offline here: random init of the right shape, and flagged
     assert uni.random_init and uni.width == 1024 and uni.architecture == "vit_large_patch16_224"
     assert PRESETS["virchow2"].pooling == "cls+mean"

@@ -266,3 +266,42 @@ def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(mak
     widgets = [viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names]
     states = {id(w.state) for w in widgets}
     assert len(states) == 1 and state_for(viewer) is widgets[0].state
+
+
+def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(
+    make_napari_viewer, qtbot, her2st_model, tmp_path
+):
+    import threading
+
+    import psutil
+
+    viewer = make_napari_viewer()
+    open_section(viewer)
+    _, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
+    session, worker = state.session, state.worker
+    state.select([0, 1])
+    worker.follow_view(True)
+    camera = camera_of(viewer)
+    rss = psutil.Process().memory_info().rss
+    rng = np.random.default_rng(0)
+    most_pending = 0
+    for _ in range(300):  # a user dragging and scrolling wildly
+        camera.center = (0, *rng.uniform(0, 9000, 2))
+        camera.zoom = float(rng.uniform(0.05, 3.0))
+        worker.request_view()  # as if each move had settled: the queue is replaced, never appended
+        qtbot.wait(1)
+        most_pending = max(most_pending, worker.pending)
+    assert [t.name for t in threading.enumerate()].count("pathsae-viewport") == 1  # no pile-up of workers
+    one_view = len(tiles_in_view(session.grid_index, session.placement, np.array([[0, 0], [9000, 9000]]), 0.25))
+    assert most_pending <= one_view + 1
+    # the layers the plugin paints are removed by the user while tiles compute: repainted, no error
+    for layer in [layer for layer in viewer.layers if layer.name.startswith("pathsae f")]:
+        viewer.layers.remove(layer)
+    state.select([2])
+    state.painter.refresh_now()
+    assert "pathsae f2" in viewer.layers
+    assert psutil.Process().memory_info().rss - rss < 400 * 2**20
+    assert worker.compute_whole_slide() > 0 and worker.pending > 0  # still computing when the window closes
+    viewer.close()
+    qtbot.waitUntil(lambda: "pathsae-viewport" not in [t.name for t in threading.enumerate()], timeout=60_000)
+    assert TileStore.open(tmp_path / "lazy.zarr").n_tiles == session.computer.n_tiles  # the store stays readable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import traceback
@@ -62,6 +63,9 @@ def _engine_commands(commands) -> None:
     )
     embed.add_argument("--workers", type=int, help="LocalCluster workers")
     embed.add_argument("--seed", type=int, default=0, help="seed of a random-init encoder")
+    embed.add_argument(
+        "--random-init", action="store_true", help="run a preset's architecture with random weights when offline"
+    )
     embed.add_argument("--chunk-tiles", type=int, default=512, help="tiles written (and redone after a kill) together")
     embed.add_argument("--readers", type=int, help="tile-reading threads (default: 1 on CPU, up to 8 on a GPU)")
 
@@ -164,7 +168,7 @@ def _embed(args: argparse.Namespace) -> None:
         from .encoders import load_encoder
         from .pipeline import embed_slide
 
-        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed)
+        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, args.random_init or None)
         summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"))
         print(summary_line(summary))
         return
@@ -175,7 +179,7 @@ def _embed(args: argparse.Namespace) -> None:
     if len(set(stems)) != len(stems):
         raise PathsaeError("several slides share a file name; embed them into separate output folders")
     stores = [str(args.output / f"{stem}.zarr") for stem in stems]
-    request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed)
+    request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed, args.random_init or None)
     embed_many(
         [str(s) for s in args.slides],
         stores,
@@ -264,6 +268,8 @@ def _info(args: argparse.Namespace) -> None:
     print(f"{args.path.name}: {slide.backend}, axes {slide.axes}, {mpp}, pyramid {slide.pyramid}")
     for i, shape in enumerate(slide.level_shapes):
         print(f"  level {i}: {shape}")
+    for note in slide.notes:
+        print(f"note: {note}")
 
 
 def _view(args: argparse.Namespace) -> None:
@@ -297,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         format="pathsae: %(levelname)s: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING
     )
+    if not args.debug:  # a damaged file's reader warnings would come before the one error line
+        logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
         commands.update(encode=_encode, correlate=_correlate, export=_export)
@@ -304,7 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     except PathsaeError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"pathsae: error: {exc}", file=sys.stderr)
+        print(f"pathsae: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
+        return 1
+    except OSError as exc:  # disk full, permission denied, read-only folder: the OS's words, and where
+        if args.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        hint = "; free space and rerun (a store resumes where it stopped)" if exc.errno == errno.ENOSPC else ""
+        print(f"pathsae: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pathsae: interrupted", file=sys.stderr)

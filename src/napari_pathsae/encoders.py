@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import pickle
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,12 @@ def _load_checkpoint(path: Path) -> dict:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # torch's weights-only unpickler met a class or function
+            raise PathsaeError(
+                f"{path.name}: holds pickled objects besides tensors; refused (only weights are loaded, never code)"
+            ) from None
+        raise PathsaeError(f"{path.name}: cannot load the checkpoint safely (not a torch checkpoint)") from None
     except Exception as exc:
         raise PathsaeError(f"{path.name}: cannot load the checkpoint safely ({exc})") from None
     for key in ("state_dict", "model", "teacher"):
@@ -191,6 +198,8 @@ class Encoder:
     weights_sha256: str
     device: torch.device
     dtype: torch.dtype
+    #: Largest batch that fitted in memory, once a batch ran out of it (see pipeline.embed_batches).
+    batch_limit: int | None = None
 
     @property
     def width(self) -> int:
@@ -261,9 +270,13 @@ def load_encoder(
     device: str = "auto",
     dtype: str = "auto",
     seed: int = 0,
-    allow_random: bool = True,
+    allow_random: bool | None = None,
 ) -> Encoder:
-    """Build the encoder a spec names; see the module docstring for what a spec may be."""
+    """Build the encoder a spec names; see the module docstring for what a spec may be.
+
+    Without weights (offline, gated), ``allow_random`` None runs a timm architecture with random
+    weights but refuses a preset (a foundation model is asked for its weights); True allows both.
+    """
     timm = import_timm()
     preset = PRESETS.get(spec.lower())
     path = Path(spec)
@@ -299,8 +312,9 @@ def load_encoder(
                 raise PathsaeError(
                     f"{name}: weights unavailable (offline or no access) and the architecture is unknown"
                 )
-            if not allow_random:
-                raise PathsaeError(f"{spec}: weights unavailable (offline or no access to the model hub)")
+            if allow_random is False or (allow_random is None and preset is not None):
+                hint = "; --random-init runs its architecture with random weights" if preset else ""
+                raise PathsaeError(f"{spec}: weights unavailable (offline or no access to the model hub){hint}")
             torch.manual_seed(seed)
             model = _create(timm, base, False, preset.kwargs if preset else {})
             random_init = True

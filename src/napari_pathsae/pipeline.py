@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from .errors import PathsaeError
 from .io.slides import Slide, open_slide
 from .store import TileStore, content_sha256
 from .tiles import TileGeometry, TileGrid, read_tiles, tile_grid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
             if position + 1 < len(pending):
                 upcoming = read(pending[position + 1])  # read the next while computing
             outputs = embed_batches(encoder, tiles, options)
+            _warn_non_finite(outputs["pooled"], name, encoder)
             store.write_chunk(chunk, outputs)
             done += len(tiles)
             computed += len(tiles)
@@ -172,6 +176,15 @@ def _embed_pending(store, slide, grid, encoder, options, progress, name: str, st
                 elapsed = time.perf_counter() - start
                 progress(Progress(name, done, total, elapsed, computed / max(elapsed, 1e-9)))
     return computed
+
+
+def _warn_non_finite(pooled: np.ndarray, name: str, encoder: Encoder) -> None:
+    bad = int((~np.isfinite(pooled).all(axis=1)).sum())
+    if bad:
+        log.warning(
+            "%s: %d tiles gave NaN/inf embeddings in %s (overflow? try --dtype fp32); train and encode skip them",
+            name, bad, str(encoder.dtype).removeprefix("torch."),
+        )  # fmt: skip
 
 
 def _split_at_grid_rows(rows: np.ndarray, grid: TileGrid, parts: int) -> list[np.ndarray]:
@@ -189,11 +202,24 @@ def _split_at_grid_rows(rows: np.ndarray, grid: TileGrid, parts: int) -> list[np
 
 
 def embed_batches(encoder: Encoder, tiles: np.ndarray, options: EmbedOptions) -> dict[str, np.ndarray]:
+    """The encoder's outputs for ``tiles`` in batches; out of GPU memory, the batch halves and stays halved."""
     parts: dict[str, list[np.ndarray]] = {}
-    for begin in range(0, len(tiles), options.batch_size):
-        batch = encoder.embed(tiles[begin : begin + options.batch_size], options.layers, options.patch_tokens)
+    begin = 0
+    while begin < len(tiles):
+        size = min(options.batch_size, encoder.batch_limit or options.batch_size)
+        try:
+            batch = encoder.embed(tiles[begin : begin + size], options.layers, options.patch_tokens)
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise PathsaeError(f"out of {encoder.device.type} memory even one tile at a time") from None
+            encoder.batch_limit = size // 2
+            if encoder.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("out of %s memory at batch %d; continuing at %d", encoder.device.type, size, size // 2)
+            continue
         for name, values in batch.items():
             parts.setdefault(name, []).append(values)
+        begin += size
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
@@ -240,10 +266,17 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
     }
     array = store.activation_array(name, sae.cfg.d_sae, provenance)
     rows = max(1, batch_rows // store.chunk_tiles) * store.chunk_tiles  # whole zarr chunks per write
+    invalid = 0
     with torch.no_grad():  # batch by batch into the store: memory stays flat however many tiles
         for begin in range(0, embeddings.shape[0], rows):
             x = torch.from_numpy(np.asarray(embeddings[begin : begin + rows], dtype=np.float32))
-            array[begin : begin + rows] = sae.encode(torch.nan_to_num(x)).numpy()
+            finite = torch.isfinite(x).all(dim=1)
+            codes = sae.encode(torch.where(finite[:, None], x, 0.0))
+            codes[~finite] = float("nan")  # no activations for a tile without a valid embedding
+            invalid += int((~finite).sum())
+            array[begin : begin + rows] = codes.numpy()
+    if invalid:
+        log.warning("%d tiles have NaN/inf embeddings; their activations are NaN", invalid)
     return name
 
 

@@ -23,6 +23,7 @@ class EncoderRequest:
     device: str = "auto"
     dtype: str = "auto"
     seed: int = 0
+    allow_random: bool | None = None
 
 
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
@@ -41,7 +42,9 @@ def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedO
         device = f"cuda:{index % torch.cuda.device_count()}"
     key = (request, device)
     if key not in _ENCODERS:
-        _ENCODERS[key] = load_encoder(request.spec, request.architecture, device, request.dtype, request.seed)
+        _ENCODERS[key] = load_encoder(
+            request.spec, request.architecture, device, request.dtype, request.seed, request.allow_random
+        )
     import dask
 
     with dask.config.set(scheduler="threads"):  # the slide's lazy levels compute here, not on the cluster

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,24 @@ def content_sha256(path: Path) -> str:
     """sha256 of the whole file, streamed (about 1 s per GB)."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _create(
+    path: Path, coords, tissue_fraction, grid_index, widths: dict[str, tuple[int, ...]], rows: int, attrs: dict
+) -> None:
+    """A new store at ``path``: its arrays (embeddings NaN-filled), then its attributes."""
+    root = zarr.open_group(str(path), mode="w-")
+    n = len(coords)
+    root.create_array("coords", data=np.asarray(coords, np.int64), chunks=(rows, 2))
+    root.create_array("tissue_fraction", data=np.asarray(tissue_fraction, np.float32), chunks=(rows,))
+    root.create_array("grid_index", data=np.asarray(grid_index, np.int32), chunks=(rows, 2))
+    group = root.create_group("embeddings")
+    for name, shape in widths.items():
+        dtype = np.float16 if name == "patch_tokens" else np.float32
+        group.create_array(name, shape=(n, *shape), chunks=(rows, *shape), dtype=dtype, fill_value=np.nan)
+    root.create_group("activations")
+    root.create_array("done", shape=(-(-n // rows),), chunks=(4096,), dtype=bool, fill_value=False)
+    root.attrs.update(attrs)
 
 
 @dataclass
@@ -81,28 +101,17 @@ class TileStore:
             return store
         if len(coords) == 0:
             raise PathsaeError("no tissue tile to embed (lower --min-tissue, or check the slide)")
-        root = zarr.open_group(str(path), mode="w-")
-        n, rows = len(coords), max(1, int(chunk_tiles))
-        root.create_array("coords", data=np.asarray(coords, np.int64), chunks=(rows, 2))
-        root.create_array("tissue_fraction", data=np.asarray(tissue_fraction, np.float32), chunks=(rows,))
-        root.create_array("grid_index", data=np.asarray(grid_index, np.int32), chunks=(rows, 2))
-        group = root.create_group("embeddings")
-        for name, shape in widths.items():
-            dtype = np.float16 if name == "patch_tokens" else np.float32
-            group.create_array(name, shape=(n, *shape), chunks=(rows, *shape), dtype=dtype, fill_value=np.nan)
-        root.create_group("activations")
-        root.create_array("done", shape=(-(-n // rows),), chunks=(4096,), dtype=bool, fill_value=False)
-        root.attrs.update(
-            {
-                "format": FORMAT,
-                "identity": identity,
-                "provenance": provenance,
-                "complete": False,
-                "version": __version__,
-                "chunk_tiles": rows,
-            }
-        )
-        return cls(path, root)
+        # built beside its final path and renamed into place: a failed creation leaves nothing
+        building = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.creating")
+        try:
+            rows = max(1, int(chunk_tiles))
+            attrs = {"format": FORMAT, "identity": identity, "provenance": provenance, "complete": False,
+                     "version": __version__, "chunk_tiles": rows}  # fmt: skip
+            _create(building, coords, tissue_fraction, grid_index, widths, rows, attrs)
+            building.rename(path)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        return cls.open(path, mode="r+")
 
     # --- reading ------------------------------------------------------------------------------
     @property

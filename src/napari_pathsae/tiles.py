@@ -21,6 +21,8 @@ from .io.slides import Slide
 MASK_MIN_SIDE = 1024
 #: Saturation bounds for the Otsu threshold: glass is below 0.03, stained tissue above 0.15.
 SATURATION_BOUNDS = (0.03, 0.15)
+#: Greyscale: darkness below white (glass ~0.05, eosin-stained stroma ~0.2-0.3) bounding the Otsu threshold.
+GREY_BOUNDS = (0.08, 0.2)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def mask_level(slide: Slide) -> int:
 def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
     """Boolean tissue mask (Otsu on blurred saturation, cleaned) and its level-0 px per mask px."""
     level = mask_level(slide)
-    image = np.asarray(slide.levels[level])
+    image = slide.read_level(level)
     if slide.axes == "CYX":
         image = np.moveaxis(image, 0, -1)
     factor = max(1, max(image.shape[:2]) // MASK_MIN_SIDE)  # up to 2x too fine: shrink to about MASK_MIN_SIDE
@@ -103,10 +105,11 @@ def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
     if image.ndim == 3 and image.shape[-1] >= 3:
         signal = ndimage.gaussian_filter(saturation(image), 1.0)
         bounds = SATURATION_BOUNDS
-    else:  # greyscale: tissue is darker than glass
+    else:  # greyscale: tissue is darker than glass, which is near the type's white
         grey = image if image.ndim == 2 else image[..., 0]
-        signal = 1.0 - ndimage.gaussian_filter(grey.astype(np.float32) / max(float(grey.max()), 1.0), 1.0)
-        bounds = (0.05, 0.5)
+        white = float(np.iinfo(slide.levels[0].dtype).max) if np.issubdtype(slide.levels[0].dtype, np.integer) else 1.0
+        signal = 1.0 - ndimage.gaussian_filter(grey.astype(np.float32) / white, 1.0)
+        bounds = GREY_BOUNDS
     threshold = threshold_otsu(signal) if np.ptp(signal) > 0 else bounds[1]
     mask = signal > float(np.clip(threshold, *bounds))
     mask = ndimage.binary_opening(mask, iterations=1)

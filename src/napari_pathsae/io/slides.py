@@ -28,6 +28,10 @@ FLAT_SUFFIXES = (".jpg", ".jpeg", ".png")
 SLIDE_SUFFIXES = TIFF_SUFFIXES + FLAT_SUFFIXES
 #: Series that ship beside the pyramid in SVS/NDPI files and are never levels.
 ASSOCIATED_IMAGES = {"thumbnail", "label", "macro", "overview", "map"}
+#: Embedded colour profiles are reported, not applied: the encoders saw pixels as scanners store them.
+ICC_NOTE = "embedded ICC colour profile not applied (pixels are used as stored)"
+#: A single-level TIFF with a side above this many pixels is slow to overview (every tile decoded).
+LARGE_WITHOUT_PYRAMID = 20_000
 #: Plain images larger than this many pixels are refused (PIL's bomb check is lifted below it).
 MAX_FLAT_PIXELS = 1 << 31
 
@@ -66,8 +70,25 @@ class Slide:
         fill = np.iinfo(self.levels[0].dtype).max if np.issubdtype(self.levels[0].dtype, np.integer) else 1.0
         out = np.full((height, width, *self.levels[0].shape[2:]), fill, dtype=self.levels[0].dtype)
         if y1 > y0 and x1 > x0:
-            out[y0 - top : y1 - top, x0 - left : x1 - left] = np.asarray(source[y0:y1, x0:x1])
+            with self._decoding(f"level {level} pixels at x {x0}, y {y0}"):
+                out[y0 - top : y1 - top, x0 - left : x1 - left] = np.asarray(source[y0:y1, x0:x1])
         return out
+
+    def read_level(self, level: int) -> np.ndarray:
+        """A whole (coarse) level's pixels."""
+        with self._decoding(f"level {level}"):
+            return np.asarray(self.levels[level])
+
+    @contextmanager
+    def _decoding(self, where: str) -> Iterator[None]:
+        """A damaged tile (codec error) becomes one PathsaeError line naming the slide and place."""
+        try:
+            yield
+        except PathsaeError:
+            raise
+        except Exception as exc:
+            name = self.path.name if self.path else "the image"
+            raise PathsaeError(f"{name}: {where} cannot be decoded, a damaged tile? ({exc})") from None
 
     @property
     def rgb(self) -> bool:
@@ -154,11 +175,11 @@ def _looks_like_tiff(path: Path) -> bool:
 def _open_tiff(path: Path) -> Slide:
     try:
         tif = tifffile.TiffFile(path)
-    except (tifffile.TiffFileError, ValueError, OSError) as exc:
-        raise PathsaeError(f"{path.name}: not a readable TIFF ({exc})") from None
+    except Exception as exc:  # TiffFileError, struct.error, ValueError… on damaged headers
+        raise PathsaeError(f"{path.name}: not a readable TIFF ({exc or type(exc).__name__})") from None
     try:
         if not tif.series:
-            raise PathsaeError(f"{path.name}: the TIFF holds no image")
+            raise PathsaeError(f"{path.name}: the TIFF holds no readable image (truncated or damaged?)")
         owners = _level_owners(tif)
         notes: list[str] = []
         levels = [_level_array(owner, index, notes) for owner, index in owners]
@@ -167,6 +188,11 @@ def _open_tiff(path: Path) -> Slide:
         direct = base.axes in ("YX", "YXS")  # zarr arrays already in display order
         sources = [zarr.open_array(o.aszarr(level=i), mode="r") for o, i in owners] if direct else []
         mpp, source = tiff_mpp(tif)
+        if _is_cmyk(tif.pages[0]):
+            levels, sources = [level.map_blocks(cmyk_to_rgb, chunks=(*level.chunks[:2], 3)) for level in levels], []
+            notes.append("CMYK converted to RGB")
+        if 34675 in tif.pages[0].tags:
+            notes.append(ICC_NOTE)
     except PathsaeError:
         tif.close()
         raise
@@ -177,7 +203,20 @@ def _open_tiff(path: Path) -> Slide:
     if len(levels) == 1:
         levels = computed_pyramid(levels[0], (axes.index("Y"), axes.index("X")))
         pyramid = "computed"
+        if max(levels[0].shape) > LARGE_WITHOUT_PYRAMID:
+            notes.append("no pyramid in the file: overviews and tissue detection decode all of level 0 once")
     return Slide(path, levels, axes, mpp, source, "tifffile", pyramid, notes, tif, sources)
+
+
+def _is_cmyk(page: tifffile.TiffPage) -> bool:
+    return page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel == 4
+
+
+def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """(..., 4) uint8 CMYK as (..., 3) uint8 RGB, as Pillow converts it: R = (255 - K)(1 - C/255)."""
+    ink = cmyk.astype(np.float32) / 255.0
+    rgb = 255.0 * (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])
+    return np.round(rgb).astype(np.uint8)
 
 
 def _level_owners(tif: tifffile.TiffFile) -> list[tuple[tifffile.TiffPageSeries, int]]:
@@ -264,12 +303,13 @@ def _large_images_allowed() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def _flat_header(path: Path) -> tuple[tuple[int, ...], str, tuple | None]:
+def _flat_header(path: Path) -> tuple[tuple[int, ...], str, tuple | None, bool]:
     try:
         with _large_images_allowed(), Image.open(path) as img:
             mode = _AS_RGB.get(img.mode, img.mode)
             width, height = img.size
             dpi = img.info.get("dpi")
+            icc = bool(img.info.get("icc_profile"))
     except Exception as exc:
         raise PathsaeError(f"{path.name}: not a readable image ({exc})") from None
     if width * height > MAX_FLAT_PIXELS:
@@ -278,7 +318,7 @@ def _flat_header(path: Path) -> tuple[tuple[int, ...], str, tuple | None]:
     if mode == "LA":
         mode, bands = "L", None
     shape = (height, width) if bands is None else (height, width, bands)
-    return shape, mode, dpi
+    return shape, mode, dpi, icc
 
 
 def _decode_flat(path: Path, mode: str) -> np.ndarray:
@@ -290,9 +330,10 @@ def _decode_flat(path: Path, mode: str) -> np.ndarray:
 
 
 def _open_flat(path: Path) -> Slide:
-    shape, mode, dpi = _flat_header(path)
+    shape, mode, dpi, icc = _flat_header(path)
     dtype = np.uint16 if mode.startswith("I;16") else np.uint8
     level0 = Memoised(shape, dtype, lambda: _decode_flat(path, mode))
     axes = "YX" if len(shape) == 2 else "YXS"
     mpp, source = first_plausible([(dpi_mpp(dpi), "dpi")])
-    return Slide(path, in_memory_pyramid(level0), axes, mpp, source, "pillow", "computed", sources=[level0])
+    notes = [ICC_NOTE] if icc else []
+    return Slide(path, in_memory_pyramid(level0), axes, mpp, source, "pillow", "computed", notes, sources=[level0])

@@ -113,10 +113,27 @@ def open_visium(
         if kind != "fullres" and fullres_mpp:
             shown.mpp = fullres_mpp * px_in_fullres
     spot_shape = "square" if "bin_size_um" in scalefactors else "disc"
-    return VisiumSample(
+    sample = VisiumSample(
         path, adata, library_id, scalefactors, shown, kind, px_in_fullres,
         WorldFrame(fullres_mpp), source, spot_shape, notes,
     )  # fmt: skip
+    _check_spots_inside(sample)
+    return sample
+
+
+def _check_spots_inside(sample: VisiumSample) -> None:
+    """Spots off the image mean positions of another image: refused if all, noted if some."""
+    if sample.image is None:
+        return
+    height, width = np.array(sample.image.shape_yx) * sample.image_px_in_fullres_px
+    row, col = sample.spots_fullres_rowcol.T
+    outside = int(np.sum((row < 0) | (col < 0) | (row >= height) | (col >= width)))
+    if outside == len(row):
+        raise PathsaeError(
+            f"{sample.path}: every spot lies outside the {sample.image_kind} image; positions of another image?"
+        )
+    if outside:
+        sample.notes.append(f"{outside} of {len(row)} spots lie outside the {sample.image_kind} image")
 
 
 def _spatial_root(path: Path, bin_size_um: int | None) -> Path:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import numpy as np
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 
 from ..session import ExplorerSession
 
@@ -50,10 +51,19 @@ class ExplorerState(QObject):
         self.tiles_computed.emit(indices)
 
     def close(self) -> None:
+        """Stop the worker (after its batch in flight) and close the session; nothing more reaches the panels."""
         if self.worker is not None:
             self.worker.stop()
+            for signal in (self.worker.computed, self.worker.whole_slide_progress, self.worker.failed):
+                with contextlib.suppress(TypeError, RuntimeError):  # nothing connected
+                    signal.disconnect()
         if self.session is not None:
             self.session.close()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Close:
+            self.close()
+        return False
 
 
 _STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -64,4 +74,9 @@ def state_for(viewer) -> ExplorerState:
     state = _STATES.get(viewer)
     if state is None:
         state = _STATES[viewer] = ExplorerState(viewer)
+        # closing the window mid-inference stops the worker before the panels are deleted (napari
+        # offers no public close event, so the main window's Close event is watched)
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+        if window is not None:
+            window.installEventFilter(state)
     return state
