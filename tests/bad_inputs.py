@@ -151,75 +151,64 @@ def visium_without_scalefactors(folder: Path) -> Path:
     return outs
 
 
-def visium_positions_v1(folder: Path) -> Path:
-    """Positions as Space Ranger 1.x writes them: tissue_positions_list.csv, no header."""
-    outs = _outs_copy(folder, "positions_v1")
+def _with_positions(folder: Path, name: str, change=None, kind: str = "v2") -> Path:
+    """A copy of the her2st outs/ whose positions file is rewritten (changed, and as ``kind``)."""
+    outs = _outs_copy(folder, name)
     spatial = outs / "spatial"
-    table = _positions(spatial)
+    from napari_pathsae.io.visium import read_positions
+
+    table = read_positions(spatial).reset_index()
+    if change is not None:
+        change(table)
     for old in spatial.glob("tissue_positions*"):
         old.unlink()
-    table.to_csv(spatial / "tissue_positions_list.csv", header=False, index=False)
+    if kind == "v1":
+        table.to_csv(spatial / "tissue_positions_list.csv", header=False, index=False)
+    elif kind == "parquet":
+        table.to_parquet(spatial / "tissue_positions.parquet", index=False)
+    else:
+        table.to_csv(spatial / "tissue_positions.csv", index=False)
     return outs
+
+
+def visium_positions_v1(folder: Path) -> Path:
+    """Positions as Space Ranger 1.x writes them: tissue_positions_list.csv, no header."""
+    return _with_positions(folder, "positions_v1", kind="v1")
 
 
 def visium_positions_v2(folder: Path) -> Path:
-    outs = _outs_copy(folder, "positions_v2")
-    spatial = outs / "spatial"
-    table = _positions(spatial)
-    for old in spatial.glob("tissue_positions*"):
-        old.unlink()
-    table.to_csv(spatial / "tissue_positions.csv", index=False)
-    return outs
+    return _with_positions(folder, "positions_v2", kind="v2")
 
 
 def visium_positions_parquet(folder: Path) -> Path:
-    outs = _outs_copy(folder, "positions_parquet")
-    spatial = outs / "spatial"
-    table = _positions(spatial)
-    for old in spatial.glob("tissue_positions*"):
-        old.unlink()
-    table.to_parquet(spatial / "tissue_positions.parquet", index=False)
-    return outs
-
-
-def _positions(spatial: Path) -> pd.DataFrame:
-    from napari_pathsae.io.visium import read_positions
-
-    return read_positions(spatial).reset_index()
+    return _with_positions(folder, "positions_parquet", kind="parquet")
 
 
 def visium_foreign_barcodes(folder: Path) -> Path:
     """Positions whose barcodes match none of the matrix's (another sample's positions file)."""
-    outs = _outs_copy(folder, "foreign_barcodes")
-    spatial = outs / "spatial"
-    table = _positions(spatial)
-    table["barcode"] = [f"AAAC{i:012d}-1" for i in range(len(table))]
-    for old in spatial.glob("tissue_positions*"):
-        old.unlink()
-    table.to_csv(spatial / "tissue_positions.csv", index=False)
-    return outs
+
+    def foreign(table: pd.DataFrame) -> None:
+        table["barcode"] = [f"AAAC{i:012d}-1" for i in range(len(table))]
+
+    return _with_positions(folder, "foreign_barcodes", foreign)
 
 
 def visium_all_spots_outside_image(folder: Path) -> Path:
     """Every spot moved 10x further from the origin: all land outside the image."""
-    return _moved_spots(folder, "all_spots_outside", scale=10.0, shift=0.0)
+
+    def scaled(table: pd.DataFrame) -> None:
+        table[["pxl_row_in_fullres", "pxl_col_in_fullres"]] *= 10
+
+    return _with_positions(folder, "all_spots_outside", scaled)
 
 
 def visium_some_spots_outside_image(folder: Path) -> Path:
     """Every spot moved 5,000 px right: those in the right half land outside the 9,272 px wide image."""
-    return _moved_spots(folder, "some_spots_outside", scale=1.0, shift=5000.0)
 
+    def shifted(table: pd.DataFrame) -> None:
+        table["pxl_col_in_fullres"] += 5000
 
-def _moved_spots(folder: Path, name: str, scale: float, shift: float) -> Path:
-    outs = _outs_copy(folder, name)
-    spatial = outs / "spatial"
-    table = _positions(spatial)
-    table[["pxl_row_in_fullres", "pxl_col_in_fullres"]] *= scale
-    table["pxl_col_in_fullres"] += shift
-    for old in spatial.glob("tissue_positions*"):
-        old.unlink()
-    table.to_csv(spatial / "tissue_positions.csv", index=False)
-    return outs
+    return _with_positions(folder, "some_spots_outside", shifted)
 
 
 def h5ad_without_spatial(folder: Path) -> Path:
@@ -239,7 +228,9 @@ def visium_hd_bins(folder: Path) -> Path:
         root = outs / "binned_outputs" / f"square_{size:03d}um"
         shutil.copytree(HER2ST_OUTS, root)
         spatial = root / "spatial"
-        table = _positions(spatial)
+        from napari_pathsae.io.visium import read_positions
+
+        table = read_positions(spatial).reset_index()
         for old in spatial.glob("tissue_positions*"):
             old.unlink()
         table.to_parquet(spatial / "tissue_positions.parquet", index=False)
