@@ -103,12 +103,17 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     assert argmax.data[rc[5, 0], rc[5, 1]] == acts[5].argmax() + 1
 
 
-def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(
-    make_napari_viewer, qtbot, her2st_model, tmp_path
-):
+@pytest.fixture
+def lazy_explorer(make_napari_viewer, qtbot, her2st_model, tmp_path):
+    """The section open with the model loaded over an empty store (tiles compute as viewed): (viewer, state)."""
     viewer = make_napari_viewer()
     open_section(viewer)
     _, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
+    return viewer, state
+
+
+def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(lazy_explorer, qtbot, her2st_model):
+    viewer, state = lazy_explorer
     session, worker = state.session, state.worker
     assert session.computer.activated().sum() == 0
     state.select([int(np.argmax(TileStore.open(her2st_model / "b4.zarr").activations()[:].max(axis=0)))])
@@ -268,16 +273,12 @@ def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(mak
     assert len(states) == 1 and state_for(viewer) is widgets[0].state
 
 
-def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(
-    make_napari_viewer, qtbot, her2st_model, tmp_path
-):
+def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(lazy_explorer, qtbot, tmp_path):
     import threading
 
     import psutil
 
-    viewer = make_napari_viewer()
-    open_section(viewer)
-    _, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
+    viewer, state = lazy_explorer
     session, worker = state.session, state.worker
     state.select([0, 1])
     worker.follow_view(True)

@@ -164,11 +164,12 @@ def _embed(args: argparse.Namespace) -> None:
         args.chunk_tiles,
         args.readers,
     )
+    allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
     if len(args.slides) == 1 and not args.scheduler:
         from .encoders import load_encoder
         from .pipeline import embed_slide
 
-        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, args.random_init or None)
+        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
         summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"))
         print(summary_line(summary))
         return
@@ -179,7 +180,7 @@ def _embed(args: argparse.Namespace) -> None:
     if len(set(stems)) != len(stems):
         raise PathsaeError("several slides share a file name; embed them into separate output folders")
     stores = [str(args.output / f"{stem}.zarr") for stem in stems]
-    request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed, args.random_init or None)
+    request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
     embed_many(
         [str(s) for s in args.slides],
         stores,

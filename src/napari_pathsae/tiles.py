@@ -15,7 +15,7 @@ from skimage.morphology import remove_small_holes, remove_small_objects
 
 from .errors import PathsaeError
 from .io.frames import is_plausible_mpp
-from .io.slides import Slide
+from .io.slides import Slide, white_level
 
 #: The tissue mask is computed on the coarsest level whose longest side is at least this.
 MASK_MIN_SIDE = 1024
@@ -107,8 +107,7 @@ def tissue_mask(slide: Slide) -> tuple[np.ndarray, float]:
         bounds = SATURATION_BOUNDS
     else:  # greyscale: tissue is darker than glass, which is near the type's white
         grey = image if image.ndim == 2 else image[..., 0]
-        white = float(np.iinfo(slide.levels[0].dtype).max) if np.issubdtype(slide.levels[0].dtype, np.integer) else 1.0
-        signal = 1.0 - ndimage.gaussian_filter(grey.astype(np.float32) / white, 1.0)
+        signal = 1.0 - ndimage.gaussian_filter(grey.astype(np.float32) / white_level(slide.levels[0].dtype), 1.0)
         bounds = GREY_BOUNDS
     threshold = threshold_otsu(signal) if np.ptp(signal) > 0 else bounds[1]
     mask = signal > float(np.clip(threshold, *bounds))
@@ -216,8 +215,7 @@ def read_tiles(slide: Slide, grid: TileGrid, indices: np.ndarray) -> np.ndarray:
 def _as_rgb8(region: np.ndarray) -> np.ndarray:
     """Any slide pixels as (H, W, 3) uint8: greyscale repeated, 16-bit scaled, alpha dropped."""
     if region.dtype != np.uint8:
-        high = float(np.iinfo(region.dtype).max) if np.issubdtype(region.dtype, np.integer) else 1.0
-        region = np.clip(region.astype(np.float32) / high * 255.0, 0, 255).astype(np.uint8)
+        region = np.clip(region.astype(np.float32) / white_level(region.dtype) * 255.0, 0, 255).astype(np.uint8)
     if region.ndim == 2:
         region = np.repeat(region[..., None], 3, axis=-1)
     return np.ascontiguousarray(region[..., :3])

@@ -8,7 +8,7 @@ decoded once, on first access. A file stored with a single level gets a lazily c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import tifffile
 import zarr
 from PIL import Image
 
-from ..errors import PathsaeError, UnsupportedFileError
+from ..errors import PathsaeError, UnsupportedFileError, reported_as
 from .frames import WorldFrame, is_plausible_mpp
 from .pyramid import Memoised, computed_pyramid, in_memory_pyramid, level_chunks
 from .resolution import dpi_mpp, first_plausible, tiff_mpp
@@ -67,8 +67,8 @@ class Slide:
         source = self.sources[level] if self.sources else self.levels[level]
         h, w = self.levels[level].shape[self.yx_axes[0]], self.levels[level].shape[self.yx_axes[1]]
         y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + height, h), min(left + width, w)
-        fill = np.iinfo(self.levels[0].dtype).max if np.issubdtype(self.levels[0].dtype, np.integer) else 1.0
-        out = np.full((height, width, *self.levels[0].shape[2:]), fill, dtype=self.levels[0].dtype)
+        dtype = self.levels[0].dtype
+        out = np.full((height, width, *self.levels[0].shape[2:]), white_level(dtype), dtype)
         if y1 > y0 and x1 > x0:
             with self._decoding(f"level {level} pixels at x {x0}, y {y0}"):
                 out[y0 - top : y1 - top, x0 - left : x1 - left] = np.asarray(source[y0:y1, x0:x1])
@@ -79,16 +79,10 @@ class Slide:
         with self._decoding(f"level {level}"):
             return np.asarray(self.levels[level])
 
-    @contextmanager
-    def _decoding(self, where: str) -> Iterator[None]:
+    def _decoding(self, where: str) -> AbstractContextManager[None]:
         """A damaged tile (codec error) becomes one PathsaeError line naming the slide and place."""
-        try:
-            yield
-        except PathsaeError:
-            raise
-        except Exception as exc:
-            name = self.path.name if self.path else "the image"
-            raise PathsaeError(f"{name}: {where} cannot be decoded, a damaged tile? ({exc})") from None
+        name = self.path.name if self.path else "the image"
+        return reported_as(f"{name}: {where} cannot be decoded, a damaged tile?")
 
     @property
     def rgb(self) -> bool:
@@ -148,6 +142,11 @@ class Slide:
         level0 = Memoised(array.shape, array.dtype, lambda: array)
         mpp, source = first_plausible([(mpp, "user")])
         return cls(path, in_memory_pyramid(level0), axes, mpp, source, "array", "computed", sources=[level0])
+
+
+def white_level(dtype: np.dtype) -> float:
+    """The brightest value of a pixel type (glass): the integer maximum, or 1.0 for floats."""
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
 def open_slide(path: str | Path, mpp: float | None = None) -> Slide:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..errors import PathsaeError
+from ..errors import PathsaeError, reported_as
 from .frames import WorldFrame, is_plausible_mpp, xy_to_rowcol
 from .slides import Slide, open_slide
 
@@ -156,23 +154,12 @@ def _spatial_root(path: Path, bin_size_um: int | None) -> Path:
     raise PathsaeError(f"{path}: no spatial/ folder; expected a Space Ranger outs/ folder")
 
 
-@contextmanager
-def _reading(what: str, where: Path) -> Iterator[None]:
-    """Any failure of a third-party reader becomes one PathsaeError line naming the file."""
-    try:
-        yield
-    except PathsaeError:
-        raise
-    except Exception as exc:
-        raise PathsaeError(f"{where}: cannot read {what} ({exc})") from None
-
-
 def _read_counts(root: Path) -> ad.AnnData:
     import scanpy as sc  # heavy; imported only when a sample is opened
 
     h5 = root / "filtered_feature_bc_matrix.h5"
     mex = root / "filtered_feature_bc_matrix"
-    with _reading("the count matrix", root):
+    with reported_as(f"{root}: cannot read the count matrix"):
         if h5.is_file():
             adata = sc.read_10x_h5(h5)
         elif mex.is_dir():
@@ -188,7 +175,7 @@ def read_positions(spatial: Path) -> pd.DataFrame:
     parquet, v2, v1 = (
         spatial / f for f in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv")
     )
-    with _reading("the spot positions", spatial):
+    with reported_as(f"{spatial}: cannot read the spot positions"):
         if parquet.is_file():
             table = pd.read_parquet(parquet)
         elif v2.is_file():
@@ -270,7 +257,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_h5ad(path: Path):
-    with _reading("the .h5ad", path):
+    with reported_as(f"{path}: cannot read the .h5ad"):
         adata = ad.read_h5ad(path)
     spatial = adata.uns.get("spatial")
     if "spatial" not in adata.obsm or not isinstance(spatial, dict) or not spatial:
