@@ -59,7 +59,7 @@ def main(work: Path) -> None:
     model.load_button.clicked()
     wait(lambda: state.session is not None)
     _, browser = viewer.window.add_plugin_dock_widget("napari-pathsae", "Feature browser", tabify=True)
-    _, spots = viewer.window.add_plugin_dock_widget("napari-pathsae", "Spots and genes", tabify=True)
+    spots_dock, spots = viewer.window.add_plugin_dock_widget("napari-pathsae", "Spots and genes", tabify=True)
     spots.correlate()
     wait(lambda: state.session.correlations is not None and spots.correlate_button.isEnabled())
     spots.gene.setText("PLANTED1")
@@ -90,6 +90,14 @@ def main(work: Path) -> None:
     wait(lambda: "tiles →" in region.status.value)
     viewer.reset_view()
     shoot(viewer, "explorer_region.png")
+    viewer.layers.remove(shapes)
+    spots_dock.raise_()
+    spots.gene.setText("ERBB2")
+    spots.predict()
+    wait(lambda: spots.predict_button.isEnabled() and "held-out r" in spots.status.text())
+    for layer in viewer.layers:
+        layer.visible = not layer.name.startswith("pathsae concepts")
+    shoot(viewer, "explorer_predict.png")
     state.close()
     viewer.close()
 

@@ -115,7 +115,7 @@ def her2st_model(tmp_path_factory):
     from planting import spot_saturation, write_planted_outs
 
     work = tmp_path_factory.mktemp("her2st_model")
-    encoder = load_encoder(TINY_ENCODER, allow_random=True)
+    encoder = load_encoder(TINY_ENCODER, dtype="fp32", allow_random=True)  # bf16 would vary with batch make-up
     options = EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69, batch_size=64)
     embed_slide(HER2ST_HE, work / "b4.zarr", encoder, options)
     train_to_folder([work / "b4.zarr"], work / "sae", TrainOptions(arch="topk", expansion=8, k=16))

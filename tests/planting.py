@@ -1,4 +1,5 @@
-"""Plant a gene made from an image property under each spot, into a Space Ranger-style folder."""
+"""Planted signals: a gene made from an image property under each spot (into a Space Ranger-style folder),
+and embeddings made of a known sparse dictionary."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
+import zarr
 
 from napari_pathsae import open_slide, open_visium
+from napari_pathsae.store import TileStore
 from napari_pathsae.tiles import saturation
+
+D_IN, ATOMS, ACTIVE, N = 32, 48, 3, 6000
 
 
 def spot_saturation(slide_path: Path, outs: Path) -> np.ndarray:
@@ -49,3 +54,26 @@ def write_planted_outs(outs: Path, target: Path, signal: np.ndarray, gene: str =
         f.writelines(f"{b}\n" for b in sample.adata.obs_names)
     shutil.copytree(outs / "spatial", target / "spatial")
     return target
+
+
+def planted_dictionary_store(path: Path, seed: int = 0) -> tuple[TileStore, np.ndarray]:
+    """A store of embeddings made of 3 of 48 known unit atoms each, plus an offset and one outlier dimension;
+    also ``layer_6``: the same embeddings in a rotated basis (another layer seeing the same tissue)."""
+    rng = np.random.default_rng(seed)
+    atoms = rng.normal(size=(ATOMS, D_IN))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    codes = np.zeros((N, ATOMS))
+    for row in codes:
+        row[rng.choice(ATOMS, ACTIVE, replace=False)] = rng.uniform(1, 3, ACTIVE)
+    x = codes @ atoms + 5.0
+    x = np.concatenate([x, rng.normal(0, 200, (N, 1))], axis=1).astype(np.float32)
+    rotation = np.eye(D_IN + 1)
+    rotation[:D_IN, :D_IN] = np.linalg.qr(rng.normal(size=(D_IN, D_IN)))[0]  # the outlier dimension stays put
+    root = zarr.open_group(str(path), mode="w")
+    root.create_array("embeddings/pooled", data=x, chunks=(512, D_IN + 1))
+    root.create_array("embeddings/layer_6", data=(x @ rotation).astype(np.float32), chunks=(512, D_IN + 1))
+    root.create_group("activations")
+    root.attrs.update(
+        {"format": "napari-pathsae/tiles-v1", "identity": {}, "provenance": {"encoder": {"weights_sha256": "x"}}}
+    )
+    return TileStore.open(path), atoms

@@ -51,7 +51,9 @@ def test_grid_placement_puts_grid_pixel_edges_on_tile_edges():
 
 def test_lazy_tiles_match_the_cli_store_and_a_cli_run_finishes_the_store(her2st_model, tmp_path):
     reference = TileStore.open(her2st_model / "b4.zarr")
-    session = ExplorerSession.load(HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS)
+    session = ExplorerSession.load(
+        HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS, dtype="fp32"
+    )
     chosen = np.array([5, 17, 300, 301, 900])
     values = session.compute(chosen)
     assert session.computer.activated().sum() == 5 and sorted(session.missing(np.arange(20)))[:3] == [0, 1, 2]
@@ -62,13 +64,15 @@ def test_lazy_tiles_match_the_cli_store_and_a_cli_run_finishes_the_store(her2st_
     )  # a tile read alone or within a row run is resampled from a different band: ±1 grey level
     assert not stored.complete and np.isnan(stored.embeddings()[0, 0])
     # reopening reuses the cached tiles; the SAE's activations come back from the store
-    again = ExplorerSession.load(HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS)
+    again = ExplorerSession.load(
+        HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS, dtype="fp32"
+    )
     assert set(np.flatnonzero(again.computer.activated())) == set(chosen)
     # the CLI finishes what the viewer started, in the same store
     from napari_pathsae.encoders import load_encoder
     from napari_pathsae.pipeline import embed_slide
 
-    summary = embed_slide(HER2ST_HE, tmp_path / "lazy.zarr", load_encoder(TINY_ENCODER), OPTIONS)
+    summary = embed_slide(HER2ST_HE, tmp_path / "lazy.zarr", load_encoder(TINY_ENCODER, dtype="fp32"), OPTIONS)
     assert summary["tiles"] == reference.n_tiles and TileStore.open(tmp_path / "lazy.zarr").complete
 
 
@@ -122,7 +126,9 @@ def test_region_spot_table_on_a_partly_computed_store(her2st_model, tmp_path):
     from napari_pathsae.export import export_spots
     from napari_pathsae.io.visium import open_visium
 
-    session = ExplorerSession.load(HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS)
+    session = ExplorerSession.load(
+        HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS, dtype="fp32"
+    )
     session.attach_sample(open_visium(HER2ST_OUTS, mpp=0.69))
     xy = session.sample.spots_level0_xy
     region = box(5000, 6000, 7500, 8500)  # level-0 (x0, y0, x1, y1)

@@ -7,35 +7,17 @@ import json
 import numpy as np
 import pytest
 import torch
-import zarr
 
 from napari_pathsae import PathsaeError
 from napari_pathsae.sae import ARCHITECTURES
 from napari_pathsae.sae.formats import load_sae, save_sae
 from napari_pathsae.sae.train import TrainOptions, normalisation_stats, train_sae
-from napari_pathsae.store import TileStore
-
-D_IN, ATOMS, ACTIVE, N = 32, 48, 3, 6000
+from planting import ACTIVE, D_IN, planted_dictionary_store
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """Embeddings made of 3 of 48 known unit atoms each, plus an offset and one outlier dimension."""
-    rng = np.random.default_rng(0)
-    atoms = rng.normal(size=(ATOMS, D_IN))
-    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
-    codes = np.zeros((N, ATOMS))
-    for row in codes:
-        row[rng.choice(ATOMS, ACTIVE, replace=False)] = rng.uniform(1, 3, ACTIVE)
-    x = codes @ atoms + 5.0
-    x = np.concatenate([x, rng.normal(0, 200, (N, 1))], axis=1).astype(np.float32)
-    path = tmp_path_factory.mktemp("sae") / "store.zarr"
-    root = zarr.open_group(str(path), mode="w")
-    root.create_array("embeddings/pooled", data=x, chunks=(512, D_IN + 1))
-    root.attrs.update(
-        {"format": "napari-pathsae/tiles-v1", "identity": {}, "provenance": {"encoder": {"weights_sha256": "x"}}}
-    )
-    return TileStore.open(path), atoms
+    return planted_dictionary_store(tmp_path_factory.mktemp("sae") / "store.zarr")
 
 
 def recovered(sae, atoms: np.ndarray) -> np.ndarray:

@@ -203,6 +203,13 @@ def test_spots_panel_finds_the_planted_gene_and_colours_spots(explorer, qtbot):
     np.testing.assert_allclose(spots.features[column], expected)
     assert spots.face_color.shape == (len(expected), 4)
     assert panel.ranked.item(0, 0).text() == "PLANTED1"  # feature → ranked genes, planted one on top
+    panel.predict()  # held-out prediction of the typed gene colours the spots and selects its features
+    qtbot.waitUntil(lambda: panel.predict_button.isEnabled() and "held-out r" in panel.status.text(), timeout=60_000)
+    r = float(panel.status.text().split("held-out r = ")[1].split()[0])
+    measured = state.session.sample.adata[:, "PLANTED1"].X.toarray().ravel()
+    predicted = spots.features["predicted PLANTED1"].to_numpy()
+    assert r > 0.7 and np.corrcoef(predicted, measured)[0, 1] > 0.5
+    assert len(state.selected) == 3 and "(selected)" in panel.status.text()
 
 
 def test_dashboard_gallery_and_concepts(explorer, qtbot):

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
 
     _engine_commands(commands)
+    _analysis_commands(commands)
 
     demo = commands.add_parser("demo", help="napari with the plugin and the embedded sample slide")
     demo.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
@@ -93,7 +94,10 @@ def _engine_commands(commands) -> None:
 
     correlate = commands.add_parser("correlate", help="correlate SAE features with Visium genes over spots")
     correlate.add_argument("store", type=Path)
-    correlate.add_argument("--visium", type=Path, required=True)
+    correlate.add_argument("--visium", type=Path, help="Space Ranger outs/ or .h5ad: correlate with genes at spots")
+    correlate.add_argument(
+        "--annotations", type=Path, help="CSV per tile (column tile, or x and y): its numeric columns"
+    )
     correlate.add_argument("-o", "--output", type=Path, required=True)
     correlate.add_argument("--genes", nargs="*", help="genes to test (default: the most variable)")
     correlate.add_argument("--top-genes", type=int, help="only the N most variable detected genes (default: all)")
@@ -112,6 +116,46 @@ def _engine_commands(commands) -> None:
     export.add_argument("--genes", nargs="*")
     export.add_argument("--sae", help="activations name when the store holds several")
     export.add_argument("--overwrite", action="store_true")
+
+
+def _analysis_commands(commands) -> None:
+    match = commands.add_parser("match", help="match two SAEs' features: decoder cosine, activation correlation")
+    match.add_argument("sae_a", type=Path)
+    match.add_argument("sae_b", type=Path)
+    match.add_argument("-o", "--output", type=Path, required=True, help="CSV, one row per feature of SAE_A")
+    match.add_argument("--store", type=Path, help="a store both SAEs can read: adds activation correlation")
+    match.add_argument("--overwrite", action="store_true")
+
+    concepts = commands.add_parser("concepts", help="concepts (clustered activations), maps and importance")
+    concepts.add_argument("stores", type=Path, nargs="+")
+    concepts.add_argument("-n", "--n-concepts", type=int, default=8)
+    concepts.add_argument("-o", "--output", type=Path, required=True, help="folder for tables and maps")
+    concepts.add_argument("--method", default="kmeans", choices=["kmeans", "nmf"])
+    concepts.add_argument("--sae", help="activations name when the stores hold several")
+    concepts.add_argument("--visium", type=Path, help="Space Ranger outs/ of the (one) store: importance per gene")
+    concepts.add_argument("--genes", nargs="*", help="genes for importance (default: the 20 most variable)")
+    concepts.add_argument("--slide-targets", type=Path, help="CSV: store name, then numeric slide-level targets")
+    concepts.add_argument("--seed", type=int, default=0)
+    concepts.add_argument("--overwrite", action="store_true")
+
+    predict = commands.add_parser("predict-genes", help="held-out prediction of spot gene expression from features")
+    predict.add_argument("store", type=Path)
+    predict.add_argument("--visium", type=Path, required=True)
+    predict.add_argument("-o", "--output", type=Path, required=True, help="CSV: gene, r (held-out Pearson), ...")
+    predict.add_argument("--genes", nargs="*", help="genes to predict (default: every gene detected in enough spots)")
+    predict.add_argument("--top-genes", type=int, help="only the N most variable detected genes")
+    predict.add_argument("--model", default="ridge", choices=["ridge", "mil"], help="linear probe or attention MIL")
+    predict.add_argument("--folds", type=int, default=5)
+    predict.add_argument("--block-um", type=float, default=1000.0, help="side of the squares held out together")
+    predict.add_argument("--sae", help="activations name when the store holds several")
+    predict.add_argument("--top-features", type=int, default=10, help="features listed per gene")
+    predict.add_argument("--features-table", type=Path, help="CSV of each gene's top features and coefficients")
+    predict.add_argument("--spots-table", type=Path, help="CSV of measured and held-out predicted values per spot")
+    predict.add_argument(
+        "--figures", type=Path, help="folder of PNGs (the named genes, else the 12 best): measured, predicted, features"
+    )
+    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument("--overwrite", action="store_true")
 
 
 def _progress_printer(label: str):
@@ -224,15 +268,128 @@ def _encode(args: argparse.Namespace) -> None:
 
 
 def _correlate(args: argparse.Namespace) -> None:
+    from .analysis.annotations import correlate_annotations
     from .pipeline import correlate_store
 
-    table = correlate_store(args.store, args.visium, args.genes, args.top_genes, args.sae, args.all)
-    from .export import atomic_output
+    if (args.visium is None) == (args.annotations is None):
+        raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
+    if args.visium:
+        table = correlate_store(args.store, args.visium, args.genes, args.top_genes, args.sae, args.all)
+        what, unit = "feature-gene", "spots"
+    else:
+        table = correlate_annotations(args.store, args.annotations, args.sae, args.all)
+        what, unit = "feature-annotation", "tiles"
+    _write_csv(table, args.output, args.overwrite)
+    n = int(table[f"n_{unit}"].iloc[0]) if len(table) else 0
+    print(f"{args.output}: {len(table)} {what} pairs over {n} {unit}")
 
-    with atomic_output(args.output, args.overwrite) as temp:
+
+def _write_csv(table, path: Path, overwrite: bool) -> None:
+    from .outputs import atomic_output
+
+    with atomic_output(path, overwrite) as temp:
         table.to_csv(temp, index=False)
-    spots = int(table["n_spots"].iloc[0]) if len(table) else 0
-    print(f"{args.output}: {len(table)} feature-gene pairs over {spots} spots")
+
+
+def _match(args: argparse.Namespace) -> None:
+    from .analysis.matching import match_saes, match_summary
+    from .store import TileStore
+
+    store = TileStore.open(args.store) if args.store else None
+    table = match_saes(args.sae_a, args.sae_b, store)
+    _write_csv(table, args.output, args.overwrite)
+    print(
+        f"{args.output}: {len(table)} features of {args.sae_a.name} matched in {args.sae_b.name}; "
+        f"{match_summary(table)}"
+    )
+
+
+def _concepts(args: argparse.Namespace) -> None:
+    from .analysis.concept_study import find_concepts, tile_concept_table
+    from .store import TileStore
+
+    if args.visium and len(args.stores) > 1:
+        raise PathsaeError("--visium belongs to one section: give one store with it")
+    stores = [TileStore.open(s) for s in args.stores]
+    names = [s.name.removesuffix(".zarr") for s in args.stores]
+    if len(set(names)) != len(names):
+        raise PathsaeError("several stores share a name; rename them so their rows can be told apart")
+    found = find_concepts(stores, args.n_concepts, args.method, args.sae, args.seed)
+    importance = _concept_importance(args, stores, names, found)
+    from .outputs import atomic_folder
+
+    with atomic_folder(args.output, args.overwrite) as folder:
+        tables = [
+            tile_concept_table(n, s, lab, w)
+            for n, s, lab, w in zip(names, stores, found.labels, found.weights, strict=True)
+        ]
+        import pandas as pd
+
+        pd.concat(tables, ignore_index=True).to_csv(folder / "tiles.csv", index=False)
+        found.legend.to_csv(folder / "concepts.csv", index=False)
+        if importance is not None:
+            importance.to_csv(folder / "importance.csv", index=False)
+        from .figures import concept_map_figure
+
+        for name, store, labels in zip(names, stores, found.labels, strict=True):
+            concept_map_figure(store, labels, found.legend, folder / f"map_{name}.png")
+    extra = ", importance.csv" if importance is not None else ""
+    print(
+        f"{args.output}: {args.n_concepts} {args.method} concepts over {len(stores)} slide(s): "
+        f"tiles.csv, concepts.csv{extra}, maps"
+    )
+
+
+def _concept_importance(args, stores, names, found):
+    from .analysis.concept_study import slide_importance, spot_importance
+
+    if args.visium:
+        from .io.visium import open_visium
+
+        return spot_importance(stores[0], open_visium(args.visium), found.weights[0], args.genes)
+    if args.slide_targets:
+        import pandas as pd
+
+        try:
+            targets = pd.read_csv(args.slide_targets, index_col=0)
+        except (OSError, ValueError) as exc:
+            raise PathsaeError(f"{args.slide_targets}: not a readable CSV ({exc})") from None
+        targets.index = targets.index.astype(str)
+        return slide_importance(names, found.weights, targets)
+    return None
+
+
+def _predict_genes(args: argparse.Namespace) -> None:
+    from .analysis.gene_prediction import predict_genes
+    from .io.visium import open_visium
+    from .store import TileStore
+
+    store, sample = TileStore.open(args.store), open_visium(args.visium)
+    from .outputs import writable_target
+
+    for path in (args.output, args.features_table, args.spots_table, args.figures):
+        if path:  # refused before the work, not after it
+            writable_target(path, args.overwrite)
+    result = predict_genes(
+        store, sample, args.genes, args.top_genes, model=args.model, n_folds=args.folds, block_um=args.block_um,
+        sae=args.sae, top_features=args.top_features, seed=args.seed,
+    )  # fmt: skip
+    if args.figures:
+        from .figures import gene_prediction_figure
+        from .outputs import atomic_folder
+
+        with atomic_folder(args.figures, args.overwrite) as folder:
+            for gene in args.genes or result.table["gene"][:12]:
+                gene_prediction_figure(store, sample, result, gene, folder / f"{gene}.png")
+    for table, path in ((result.features, args.features_table), (result.spots, args.spots_table)):
+        if path:
+            _write_csv(table, path, args.overwrite)
+    _write_csv(result.table, args.output, args.overwrite)
+    best = result.table.iloc[0]
+    print(
+        f"{args.output}: {len(result.table)} genes, held-out r over {int(best['n_spots'])} spots "
+        f"({args.folds} folds of {result.block_um:g} µm squares); best {best['gene']} r = {best['r']:.3f}"
+    )
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -308,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
-        commands.update(encode=_encode, correlate=_correlate, export=_export)
+        commands.update(encode=_encode, correlate=_correlate, export=_export, match=_match, concepts=_concepts)
+        commands["predict-genes"] = _predict_genes
         commands[args.command](args)
     except PathsaeError as exc:
         if args.debug:

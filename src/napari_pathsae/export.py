@@ -8,10 +8,6 @@ written to a temporary name and renamed, so a failed export leaves nothing behin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
@@ -19,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PathsaeError
+from .outputs import atomic_output
 from .store import TileStore
 
 FORMATS = (".csv", ".parquet", ".h5ad")
@@ -104,23 +101,6 @@ def tile_table(
         }
     )
     return meta, matrix, kind
-
-
-@contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto it on success and removed on failure."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise PathsaeError(f"{path} exists; remove it or pass --overwrite")
-    if not path.parent.is_dir():
-        raise PathsaeError(f"no folder {path.parent} for the output")
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def write_table(

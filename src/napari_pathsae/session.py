@@ -48,12 +48,13 @@ class ExplorerSession:
         device: str = "auto",
         allow_random: bool = True,
         architecture: str | None = None,
+        dtype: str = "auto",
     ) -> ExplorerSession:
         """Load the encoder, open or create the slide's store, and attach the SAE when given."""
         from .encoders import load_encoder
         from .sae.formats import read_cfg, sae_layer
 
-        encoder = load_encoder(encoder_spec, architecture, device=device, allow_random=allow_random)
+        encoder = load_encoder(encoder_spec, architecture, device=device, dtype=dtype, allow_random=allow_random)
         options = options or EmbedOptions()
         if sae_dir is not None:
             layer = sae_layer(read_cfg(sae_dir))
@@ -81,9 +82,9 @@ class ExplorerSession:
         self.correlations = None
 
     def attach_sample(self, sample: VisiumSample) -> None:
-        from .analysis.spots import _check_same_section, spot_tile_weights
+        from .analysis.spots import check_same_section, spot_tile_weights
 
-        _check_same_section(self.store, sample)
+        check_same_section(self.store, sample)
         self.sample = sample
         self._spot_weights = spot_tile_weights(self.store, sample.spots_level0_xy, sample.spot_diameter_fullres)
         self.correlations = None
@@ -199,6 +200,14 @@ class ExplorerSession:
         expression = normalised_expression(self.sample, genes, top_genes)
         names = [f"f{i}" for i in range(self.n_features)]
         return correlation_table(spots, expression, names, everything=True)
+
+    def predict_gene(self, gene: str, model: str = "ridge"):
+        """``gene`` predicted from the computed tiles' features, held out spatially (a GenePrediction)."""
+        from .analysis.gene_prediction import predict_genes
+
+        if self.sample is None:
+            raise PathsaeError("attach a Visium sample to predict genes")
+        return predict_genes(self.store, self.sample, [gene], model=model, sae=self.computer.sae_name)
 
     def genes_for_feature(self, feature: int, top: int = 15) -> pd.DataFrame:
         return self._ranked("feature", f"f{feature}", top)

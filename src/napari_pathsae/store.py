@@ -144,6 +144,16 @@ class TileStore:
         """(N, 2) level-0 (x, y) of each tile's centre."""
         return self.coords + self.tile_side0 / 2
 
+    def tile_at(self, xy: np.ndarray) -> np.ndarray:
+        """Index of the tile containing each level-0 point (``xy`` (..., 2)); -1 where no tile does."""
+        index = np.asarray(self.root["grid_index"][:])
+        lookup = np.full(index.max(axis=0) + 1, -1, dtype=np.int64)
+        lookup[index[:, 0], index[:, 1]] = np.arange(len(index))
+        cell = np.floor(np.nan_to_num(np.asarray(xy, dtype=float), nan=-1.0) / self.tile_side0).astype(np.int64)
+        row, col = cell[..., 1], cell[..., 0]
+        inside = (row >= 0) & (col >= 0) & (row < lookup.shape[0]) & (col < lookup.shape[1])
+        return np.where(inside, lookup[np.clip(row, 0, lookup.shape[0] - 1), np.clip(col, 0, lookup.shape[1] - 1)], -1)
+
     @property
     def tissue_fraction(self) -> np.ndarray:
         return self.root["tissue_fraction"][:]

@@ -49,10 +49,16 @@ def argmax_feature(activations: np.ndarray) -> np.ndarray:
 
 
 def concepts(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans", seed: int = 0):
-    """Cluster tiles by activation profile: (labels 1..k per tile, 0 if not computed; (k, F) concept profiles).
+    """Cluster tiles by activation profile: (labels 1..k per tile, 0 if not computed; (k, F) concept profiles)."""
+    labels, profiles, _ = concept_weights(activations, n_concepts, method, seed)
+    return labels, profiles
 
-    k-means on L2-normalised profiles, or NMF (each tile's label is its largest component), as in
-    Bajger et al. 2025's clustering of activations.
+
+def concept_weights(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans", seed: int = 0):
+    """Concepts with each tile's weight on each: (labels (N,), profiles (k, F), weights (N, k), NaN if not computed).
+
+    k-means on L2-normalised profiles (a tile's weights are one-hot), or NMF (weights are the tile's
+    non-negative loadings; its label is the largest), as in Bajger et al. 2025's clustering of activations.
     """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import NMF
@@ -65,16 +71,19 @@ def concepts(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans
     if len(values) < n_concepts:
         raise PathsaeError(f"{len(values)} computed tiles cannot make {n_concepts} concepts; compute more tiles")
     labels = np.zeros(len(activations), dtype=np.int32)
+    weights = np.full((len(activations), n_concepts), np.nan, dtype=np.float32)
     if method == "kmeans":
         model = KMeans(n_clusters=n_concepts, n_init=4, random_state=seed).fit(normalize(values))
         labels[computed] = model.labels_ + 1
         profiles = np.stack([values[model.labels_ == c].mean(axis=0) for c in range(n_concepts)])
+        weights[computed] = np.eye(n_concepts, dtype=np.float32)[model.labels_]
     else:
         model = NMF(n_components=n_concepts, init="nndsvda", random_state=seed, max_iter=400)
-        weights = model.fit_transform(values)
-        labels[computed] = weights.argmax(axis=1) + 1
+        loadings = model.fit_transform(values)
+        labels[computed] = loadings.argmax(axis=1) + 1
         profiles = model.components_
-    return labels, profiles.astype(np.float32)
+        weights[computed] = loadings
+    return labels, profiles.astype(np.float32), weights
 
 
 def concept_legend(

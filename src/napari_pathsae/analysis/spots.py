@@ -34,18 +34,11 @@ def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float,
     ``centres_xy`` are continuous level-0 coordinates (pixel p spans [p, p + 1)), as tile boxes are;
     Visium pixel indices need ``VisiumSample.spots_level0_xy``.
     """
-    side = store.tile_side0
-    grid_index = np.asarray(store.root["grid_index"][:])
-    lookup = np.full(grid_index.max(axis=0) + 2, -1, dtype=np.int64)
-    lookup[grid_index[:, 0], grid_index[:, 1]] = np.arange(len(grid_index))
     offsets = _disk_offsets(diameter / 2)
     parts = []
     for begin in range(0, len(centres_xy), block):
         points = np.asarray(centres_xy[begin : begin + block], dtype=float)[:, None, :] + offsets[None]
-        row = np.floor(points[..., 1] / side).astype(np.int64)
-        col = np.floor(points[..., 0] / side).astype(np.int64)
-        valid = (row >= 0) & (col >= 0) & (row < lookup.shape[0]) & (col < lookup.shape[1])
-        tile = np.where(valid, lookup[np.clip(row, 0, lookup.shape[0] - 1), np.clip(col, 0, lookup.shape[1] - 1)], -1)
+        tile = store.tile_at(points)
         spot = np.broadcast_to(np.arange(begin, begin + len(points))[:, None], tile.shape)
         hit = tile >= 0
         parts.append((spot[hit], tile[hit]))
@@ -57,7 +50,7 @@ def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float,
 
 def aggregate_to_spots(store: TileStore, sample: VisiumSample, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-spot overlap-weighted mean of tile ``values`` and each spot's covered fraction (0: no tile)."""
-    _check_same_section(store, sample)
+    check_same_section(store, sample)
     weights = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
     return spot_means(weights, values), np.asarray(weights.sum(axis=1)).ravel()
 
@@ -75,7 +68,7 @@ def spot_means(weights: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
     return means.reshape((-1, *values.shape[1:])).astype(np.float32)
 
 
-def _check_same_section(store: TileStore, sample: VisiumSample) -> None:
+def check_same_section(store: TileStore, sample: VisiumSample) -> None:
     """Spot pixels are full-resolution pixels: the store's slide must be that full-resolution image."""
     height, width = store.provenance["slide_shape_yx"]
     xy = sample.adata.obsm["spatial"]
@@ -133,7 +126,8 @@ def min_spot_counts(totals: np.ndarray) -> float:
     return max(10.0, 0.1 * float(np.median(totals)))
 
 
-def _zscore(m: np.ndarray) -> np.ndarray:
+def zscore(m: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm: ``zscore(a).T @ zscore(b)`` is their Pearson r."""
     centred = m - m.mean(axis=0)
     norm = np.sqrt((centred**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -183,8 +177,8 @@ def correlation_table(
     if len(live_f) == 0 or len(live_g) == 0:
         raise PathsaeError("no feature or no gene varies over the spots")
     f, g = f[:, live_f], g[:, live_g]
-    pearson = _zscore(f).T @ _zscore(g)
-    spearman = _zscore(stats.rankdata(f, axis=0)).T @ _zscore(stats.rankdata(g, axis=0))
+    pearson = zscore(f).T @ zscore(g)
+    spearman = zscore(stats.rankdata(f, axis=0)).T @ zscore(stats.rankdata(g, axis=0))
     p = _p_values(pearson, n - 2)
     q = stats.false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
     in_gene, in_feature = _descending_ranks(pearson, 0), _descending_ranks(pearson, 1)

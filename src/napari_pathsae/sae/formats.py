@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import PathsaeError
+from ..outputs import atomic_folder
 from . import SAE, SAEConfig, build_sae
 
 CFG = "cfg.json"
@@ -41,16 +39,9 @@ def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
     if sae.cfg.arch == "topk":
         cfg["k"] = sae.cfg.k
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_folder(directory, overwrite=True) as staging:
         save_file(sae.folded_weights(), str(staging / WEIGHTS))
         (staging / CFG).write_text(json.dumps(cfg, indent=2))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
 
 

@@ -35,6 +35,7 @@ class SpotsPanel(QWidget):
         self.colour_gene_button = QPushButton("Colour spots by gene")
         self.colour_feature_button = QPushButton("Colour spots by selected feature")
         self.correlate_button = QPushButton("Correlate features with genes")
+        self.predict_button = QPushButton("Predict gene from features (held-out)")
         self.status = QLabel("")
         self.ranked = QTableWidget(0, 4)
         self.ranked.setHorizontalHeaderLabels(["feature/gene", "r", "q", "spearman r"])
@@ -50,6 +51,7 @@ class SpotsPanel(QWidget):
         layout.addWidget(self.gene)
         layout.addLayout(row)
         layout.addWidget(self.correlate_button)
+        layout.addWidget(self.predict_button)
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Ranked by Pearson r over spots (click a row to follow it)"))
         layout.addWidget(self.ranked)
@@ -58,6 +60,7 @@ class SpotsPanel(QWidget):
         self.colour_feature_button.clicked.connect(lambda: self._guarded(self.colour_by_feature))
         self.gene.returnPressed.connect(lambda: self._guarded(self.show_gene, self.gene.text().strip()))
         self.correlate_button.clicked.connect(self.correlate)
+        self.predict_button.clicked.connect(self.predict)
         self.ranked.cellClicked.connect(self._row_clicked)
         self.state.session_changed.connect(self._session_changed)
         self.state.selection_changed.connect(lambda f: self._guarded(self.show_feature, f[0]) if f else None)
@@ -135,7 +138,41 @@ class SpotsPanel(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.correlate_button.setEnabled(True)
+        self.predict_button.setEnabled(True)
         self.status.setText(str(exc))
+
+    # --- prediction ---------------------------------------------------------------------------
+    def predict(self):
+        """Predict the typed gene from the computed tiles' features (5 spatially blocked folds), colour the
+        spots by the held-out prediction and select the features that carry it."""
+        gene = self.gene.text().strip()
+        try:
+            session = self._session()
+            if not gene:
+                raise PathsaeError("type the gene to predict")
+        except PathsaeError as exc:
+            self.status.setText(str(exc))
+            report_error(exc)
+            return None
+        self.status.setText(f"predicting {gene} over 5 spatially held-out folds…")
+        self.predict_button.setEnabled(False)
+        return run_in_background(session.predict_gene, gene, on_done=self._predicted, on_error=self._failed)
+
+    def _predicted(self, result) -> None:
+        self.predict_button.setEnabled(True)
+        session = self._session()
+        row = result.table.iloc[0]
+        gene = str(row["gene"])
+        values = np.full(session.sample.adata.n_obs, np.nan)
+        values[session.sample.adata.obs_names.get_indexer(result.spots["barcode"])] = result.spots[f"predicted_{gene}"]
+        self._colour(f"predicted {gene}", np.where(np.isfinite(values), values, np.nanmin(values)))
+        top = result.features["feature"].head(3).str.removeprefix(result.feature_prefix).astype(int).tolist()
+        names = ", ".join(session.feature_name(f) for f in top)
+        self.status.setText(
+            f"{gene}: held-out r = {row['r']:.2f} over {int(row['n_spots'])} spots; carried most by {names} (selected)"
+        )
+        if result.feature_prefix == "f":
+            self.state.select(top)
 
     def _correlated(self) -> None:
         self.correlate_button.setEnabled(True)
