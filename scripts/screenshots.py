@@ -85,6 +85,8 @@ def main(work: Path) -> None:
     _, region = viewer.window.add_plugin_dock_widget("napari-pathsae", "Region export", tabify=True)
     shapes = region.add_region_layer()
     shapes.add_rectangles(np.array([[3000.0, 2000.0], [5000.0, 4500.0]]))
+    for old in work.glob("region*.csv"):  # a rerun: the panel refuses to overwrite
+        old.unlink()
     region.output.value = work / "region.csv"
     region.export_button.clicked()
     wait(lambda: "tiles →" in region.status.value)
@@ -95,8 +97,8 @@ def main(work: Path) -> None:
     spots.gene.setText("ERBB2")
     spots.predict()
     wait(lambda: spots.predict_button.isEnabled() and "held-out r" in spots.status.text())
-    for layer in viewer.layers:
-        layer.visible = not layer.name.startswith("pathsae concepts")
+    for layer in viewer.layers:  # the spots, coloured by the held-out prediction, over the tissue
+        layer.visible = layer.name.startswith(("planted H&E", "planted spots"))
     shoot(viewer, "explorer_predict.png")
     state.close()
     viewer.close()

@@ -106,6 +106,8 @@ class SpotsPanel(QWidget):
         layer.features = features
         layer.face_colormap = "viridis"
         layer.face_color = column
+        low, high = np.nanpercentile(values, [2, 98])  # a few outlying spots would wash the rest out
+        layer.face_contrast_limits = (float(low), float(high) if high > low else float(low) + 1.0)
 
     def colour_by_gene(self, gene: str) -> None:
         session = self._session()
