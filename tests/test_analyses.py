@@ -39,6 +39,8 @@ def test_folds_hold_out_whole_squares_of_tissue():
     assert side < 1000 and len(np.unique(small)) == 5
     with pytest.raises(PathsaeError, match="cannot make 5 held-out folds"):
         spatial_folds(xy[:6], 5)
+    with pytest.raises(PathsaeError, match="sit in 1 places"):
+        spatial_folds(np.zeros((40, 2)), 5)
 
 
 # --- predict-genes --------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ def test_spots_panel_finds_the_planted_gene_and_colours_spots(explorer, qtbot):
     measured = state.session.sample.adata[:, "PLANTED1"].X.toarray().ravel()
     predicted = spots.features["predicted PLANTED1"].to_numpy()
     assert r > 0.7 and np.corrcoef(predicted, measured)[0, 1] > 0.5
-    assert spots.face_contrast_limits == pytest.approx(tuple(np.percentile(predicted, [2, 98])))  # not the counts' range
+    assert spots.face_contrast_limits == pytest.approx(tuple(np.percentile(predicted, [2, 98])))  # its own range
     assert np.ptp(spots.face_color[:, :3], axis=0).max() > 0.5  # the colours span the colormap
     assert len(state.selected) == 3 and "(selected)" in panel.status.text()
 

@@ -305,34 +305,21 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _concepts(args: argparse.Namespace) -> None:
-    from .analysis.concept_study import find_concepts, tile_concept_table
+    from .analysis.concept_study import find_concepts, write_concepts
+    from .outputs import atomic_folder, writable_target
     from .store import TileStore
 
     if args.visium and len(args.stores) > 1:
         raise PathsaeError("--visium belongs to one section: give one store with it")
+    writable_target(args.output, args.overwrite)  # refused before the work, not after it
     stores = [TileStore.open(s) for s in args.stores]
     names = [s.name.removesuffix(".zarr") for s in args.stores]
     if len(set(names)) != len(names):
         raise PathsaeError("several stores share a name; rename them so their rows can be told apart")
     found = find_concepts(stores, args.n_concepts, args.method, args.sae, args.seed)
     importance = _concept_importance(args, stores, names, found)
-    from .outputs import atomic_folder
-
     with atomic_folder(args.output, args.overwrite) as folder:
-        tables = [
-            tile_concept_table(n, s, lab, w)
-            for n, s, lab, w in zip(names, stores, found.labels, found.weights, strict=True)
-        ]
-        import pandas as pd
-
-        pd.concat(tables, ignore_index=True).to_csv(folder / "tiles.csv", index=False)
-        found.legend.to_csv(folder / "concepts.csv", index=False)
-        if importance is not None:
-            importance.to_csv(folder / "importance.csv", index=False)
-        from .figures import concept_map_figure
-
-        for name, store, labels in zip(names, stores, found.labels, strict=True):
-            concept_map_figure(store, labels, found.legend, folder / f"map_{name}.png")
+        write_concepts(folder, names, stores, found, importance)
     extra = ", importance.csv" if importance is not None else ""
     print(
         f"{args.output}: {args.n_concepts} {args.method} concepts over {len(stores)} slide(s): "

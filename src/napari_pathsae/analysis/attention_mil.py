@@ -94,7 +94,6 @@ def attention_probe(
 ) -> tuple[ProbeResult, np.ndarray]:
     """Held-out attention-MIL predictions per fold (early stopping on one spatial block of the training spots),
     the head of a model fitted on all spots as coefficients, and that model's (S, M) attention."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     mask = torch.from_numpy(bag_mask)
     predicted = np.empty_like(targets, dtype=np.float64)
 

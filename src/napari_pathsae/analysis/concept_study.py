@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,19 @@ def tile_concept_table(store_name: str, store: TileStore, labels: np.ndarray, we
     )
     columns = [f"w{c + 1}" for c in range(weights.shape[1])]
     return pd.concat([table, pd.DataFrame(weights[computed], columns=columns)], axis=1)
+
+
+def write_concepts(folder: Path, names: list[str], stores: list[TileStore], found: Concepts, importance=None) -> None:
+    """tiles.csv (every store's tiles), concepts.csv (the legend), importance.csv and a map per store."""
+    from ..figures import concept_map_figure
+
+    tables = zip(names, stores, found.labels, found.weights, strict=True)
+    pd.concat([tile_concept_table(*t) for t in tables], ignore_index=True).to_csv(folder / "tiles.csv", index=False)
+    found.legend.to_csv(folder / "concepts.csv", index=False)
+    if importance is not None:
+        importance.to_csv(folder / "importance.csv", index=False)
+    for name, store, labels in zip(names, stores, found.labels, strict=True):
+        concept_map_figure(store, labels, found.legend, folder / f"map_{name}.png")
 
 
 def _importance_rows(inputs: np.ndarray, targets: pd.DataFrame, folds: np.ndarray, unit: str) -> pd.DataFrame:

@@ -39,6 +39,8 @@ def spatial_folds(xy_um: np.ndarray, n_folds: int = 5, block_um: float = 1000.0)
     while blocks.max() + 1 < 2 * n_folds and side > 1e-3:
         side /= 2
         blocks = spatial_blocks(xy_um, side)
+    if blocks.max() + 1 < n_folds:
+        raise PathsaeError(f"the spots sit in {blocks.max() + 1} places; {n_folds} held-out folds need more")
     folds = np.empty(len(xy_um), dtype=np.int64)
     for fold, (_, test) in enumerate(GroupKFold(n_splits=n_folds).split(xy_um, groups=blocks)):
         folds[test] = fold
