@@ -113,6 +113,32 @@ def test_attention_mil_predicts_the_planted_gene(her2st_model, tmp_path, capsys)
     assert table.loc["PLANTED1", "r"] > 0.6 and (table["model"] == "mil").all()
 
 
+@pytest.mark.parametrize("model", ["ridge", "mil"])
+def test_predict_genes_on_a_half_computed_store_uses_the_computed_tiles_only(her2st_model, tmp_path, model):
+    """The viewer's store: tiles not computed yet are NaN rows; spots over none of them are left out."""
+    import shutil
+
+    from napari_pathsae import open_visium
+    from napari_pathsae.analysis.gene_prediction import predict_genes
+    from napari_pathsae.store import TileStore
+
+    shutil.copytree(her2st_model / "b4.zarr", tmp_path / "half.zarr")
+    store = TileStore.open(tmp_path / "half.zarr", mode="r+")
+    acts = store.activations()
+    left = store.tile_centres[:, 0] < np.median(store.tile_centres[:, 0])
+    values = acts[:]
+    values[~left] = np.nan
+    acts[:] = values
+    result = predict_genes(store, open_visium(her2st_model / "planted"), ["PLANTED1"], model=model)
+    row = result.table.iloc[0]
+    assert 50 < row["n_spots"] < 200 and np.isfinite(row["r"])
+    assert result.spots["x"].max() < store.tile_centres[~left, 0].max()  # only spots over computed tiles
+    if model == "mil":  # attention lands on computed tiles only, as weights in (0, 1]
+        attended = np.isfinite(result.tile_attention)
+        assert attended.any() and not attended[~left].any()
+        assert (result.tile_attention[attended] > 0).all() and (result.tile_attention[attended] <= 1).all()
+
+
 def test_predict_genes_refuses_bad_requests_in_one_line(her2st_model, tmp_path, capsys):
     base = ["predict-genes", her2st_model / "b4.zarr", "--visium", her2st_model / "planted"]
     code, _, err = run(capsys, *base, "-o", tmp_path / "a.csv", "--genes", "NOTAGENE")

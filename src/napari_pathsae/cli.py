@@ -311,6 +311,8 @@ def _concepts(args: argparse.Namespace) -> None:
 
     if args.visium and len(args.stores) > 1:
         raise PathsaeError("--visium belongs to one section: give one store with it")
+    if args.visium and args.slide_targets:
+        raise PathsaeError("give --visium (spot targets) or --slide-targets (slide targets), not both")
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
     stores = [TileStore.open(s) for s in args.stores]
     names = [s.name.removesuffix(".zarr") for s in args.stores]
@@ -349,11 +351,10 @@ def _concept_importance(args, stores, names, found):
 def _predict_genes(args: argparse.Namespace) -> None:
     from .analysis.gene_prediction import predict_genes
     from .io.visium import open_visium
+    from .outputs import writable_target
     from .store import TileStore
 
     store, sample = TileStore.open(args.store), open_visium(args.visium)
-    from .outputs import writable_target
-
     for path in (args.output, args.features_table, args.spots_table, args.figures):
         if path:  # refused before the work, not after it
             writable_target(path, args.overwrite)

@@ -29,6 +29,7 @@ class GenePrediction:
     tile_values: np.ndarray  # (tiles, P) the inputs, for activation maps of the top features
     feature_prefix: str  # "f" for SAE features, "e" for embedding dimensions
     block_um: float  # side of the held-out squares
+    tile_attention: np.ndarray | None = None  # MIL: each tile's largest attention in a bag (NaN: in none)
 
 
 def predict_genes(
@@ -63,25 +64,30 @@ def predict_genes(
             f"only {int(keep.sum())} spots have computed tiles and pass library QC; "
             f"{n_folds}-fold prediction needs at least {2 * n_folds}"
         )
-    inputs, targets = spot_inputs[keep].astype(np.float64), expression.to_numpy()[keep]
-    varies = targets.std(axis=0) > 0
-    if not varies.all():
+    varies = expression[keep].std(axis=0).to_numpy() > 0
+    if genes and not varies.all():
         raise PathsaeError(f"genes constant over the spots: {', '.join(expression.columns[~varies][:5])}")
+    expression = expression.loc[:, varies]  # a detected gene can still be flat over the kept spots
+    inputs, targets = spot_inputs[keep].astype(np.float64), expression.to_numpy()[keep]
     folds, side = spatial_folds(sample.spots_level0_xy[keep] * store.slide_mpp, n_folds, block_um)
     live = varying_inputs(inputs)
+    tile_attention = None
     if model == "ridge":
         result = ridge_probe(inputs[:, live], targets, folds)
     else:
         from .attention_mil import attention_probe, bags
 
         index, mask = bags(weights[np.flatnonzero(keep)])
-        result, _ = attention_probe(np.nan_to_num(values[:, live]), index, mask, targets, folds, seed)
+        mask &= np.isfinite(values).all(axis=1)[index]  # tiles the viewer has not computed are not in a bag
+        result, attention = attention_probe(np.nan_to_num(values[:, live]), index, mask, targets, folds, seed)
+        tile_attention = np.full(len(values), np.nan)
+        np.fmax.at(tile_attention, index[mask], attention[mask])
     result.coefficients = _scatter_rows(result.coefficients, live, inputs.shape[1])
     prefix = "f" if kind == "activation" else "e"
     features = _top_features(result, inputs, targets, list(expression.columns), prefix, top_features)
     table = _gene_table(result, list(expression.columns), int(keep.sum()), model, features)
     spots = _spot_table(sample, keep, folds, targets, result.predicted, list(expression.columns))
-    return GenePrediction(table, features, spots, values, prefix, side)
+    return GenePrediction(table, features, spots, values, prefix, side, tile_attention)
 
 
 def varying_inputs(inputs: np.ndarray) -> np.ndarray:

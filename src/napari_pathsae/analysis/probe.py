@@ -72,11 +72,26 @@ def fold_r(measured: np.ndarray, predicted: np.ndarray, folds: np.ndarray) -> np
     return np.stack([pearson_columns(measured[folds == f], predicted[folds == f]) for f in np.unique(folds)])
 
 
-def ridge_probe(inputs: np.ndarray, targets: np.ndarray, folds: np.ndarray) -> ProbeResult:
+def ridge_probe(inputs: np.ndarray, targets: np.ndarray, folds: np.ndarray, block: int = 2048) -> ProbeResult:
     """Ridge regression of each target on the inputs: penalty chosen inside each training fold, r on the held-out fold.
 
-    Inputs and targets are standardised with the training fold's statistics only.
+    Inputs and targets are standardised with the training fold's statistics only. Targets are fitted
+    ``block`` at a time: scikit-learn's penalty search holds spots x targets x a few copies.
     """
+    parts = [_ridge_block(inputs, targets[:, b : b + block], folds) for b in range(0, targets.shape[1], block)]
+    predicted = np.concatenate([p[0] for p in parts], axis=1)
+    return ProbeResult(
+        predicted=predicted,
+        r=pearson_columns(targets, predicted),
+        r_per_fold=fold_r(targets, predicted, folds),
+        coefficients=np.concatenate([p[1] for p in parts], axis=1),
+        alpha=np.concatenate([p[2] for p in parts]),
+        folds=folds,
+    )
+
+
+def _ridge_block(inputs: np.ndarray, targets: np.ndarray, folds: np.ndarray):
+    """(held-out predictions, coefficients (P, T), penalties (T,)) for one block of targets."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -93,13 +108,6 @@ def ridge_probe(inputs: np.ndarray, targets: np.ndarray, folds: np.ndarray) -> P
         train = folds != fold
         model, mean, scale = fit(inputs[train], targets[train])
         predicted[~train] = model.predict(inputs[~train]).reshape(-1, targets.shape[1]) * scale + mean
-    final, _, _ = fit(inputs, targets)
-    ridge = final[-1]
-    return ProbeResult(
-        predicted=predicted,
-        r=pearson_columns(targets, predicted),
-        r_per_fold=fold_r(targets, predicted, folds),
-        coefficients=np.asarray(ridge.coef_).reshape(targets.shape[1], -1).T,
-        alpha=np.broadcast_to(np.asarray(ridge.alpha_, dtype=float), (targets.shape[1],)).copy(),
-        folds=folds,
-    )
+    ridge = fit(inputs, targets)[0][-1]
+    coefficients = np.asarray(ridge.coef_).reshape(targets.shape[1], -1).T
+    return predicted, coefficients, np.broadcast_to(np.asarray(ridge.alpha_, dtype=float), (targets.shape[1],))
