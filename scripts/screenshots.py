@@ -79,6 +79,9 @@ def main(work: Path) -> None:
     concepts.n_concepts.value = 6
     concepts.run_button.clicked()
     wait(lambda: concepts.layer is not None)
+    concepts.gene.value = "PLANTED1"
+    concepts.importance_button.clicked()
+    wait(lambda: "held-out r" in concepts.status.value)
     for layer in viewer.layers:
         layer.visible = layer.name.startswith(("planted H&E", "pathsae concepts"))
     shoot(viewer, "explorer_concepts.png")

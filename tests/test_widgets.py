@@ -239,6 +239,15 @@ def test_dashboard_gallery_and_concepts(explorer, qtbot):
     assert set(np.unique(concepts.layer.data[rc[:, 0], rc[:, 1]])) == {1, 2, 3, 4, 5}
     assert concepts.legend.rowCount() == 5
     assert sum(int(concepts.legend.item(r, 1).text()) for r in range(5)) == len(rc)
+    concepts.gene.value = "PLANTED1"  # the planted gene's importance, as `pathsae concepts --visium` gives it
+    concepts.importance_button.clicked()
+    qtbot.waitUntil(lambda: "held-out r" in concepts.status.value, timeout=60_000)
+    from napari_pathsae.analysis.concept_study import spot_importance
+
+    expected = spot_importance(state.session.store, state.session.sample, concepts.weights, ["PLANTED1"])
+    shown = [float(concepts.legend.item(r, 3).text()) for r in range(5)]
+    np.testing.assert_allclose(shown, expected["coefficient"], atol=1e-3)
+    assert float(concepts.status.value.split("r = ")[1].split(";")[0]) > 0.4
 
 
 def test_heatmap_writer_and_model_panel_errors(explorer, qtbot, tmp_path):

@@ -71,20 +71,20 @@ def _draw_tissue(ax, background, box) -> None:
     ax.set_axis_off()
 
 
-def draw_tile_map(ax, store: TileStore, values: np.ndarray, background, size, title: str, **style) -> object:
+def draw_tile_map(ax, store: TileStore, values: np.ndarray, background, box, title: str, **style) -> object:
     """Per-tile ``values`` over the tissue; returns the image (for a colour bar)."""
-    _draw_tissue(ax, background, size)
+    _draw_tissue(ax, background, box)
     grid, extent = tile_grid_values(store, values)
     image = ax.imshow(grid, extent=extent, interpolation="nearest", **{"cmap": "magma", "alpha": 0.8, **style})
     ax.set_title(title, fontsize=9)
     return image
 
 
-def draw_spot_map(ax, xy: np.ndarray, values: np.ndarray, diameter: float, background, size, title: str, **style):
+def draw_spot_map(ax, xy: np.ndarray, values: np.ndarray, diameter: float, background, box, title: str, **style):
     """Spot ``values`` as disks at full-resolution (x, y) over the tissue; returns the collection."""
     from matplotlib.collections import EllipseCollection
 
-    _draw_tissue(ax, background, size)
+    _draw_tissue(ax, background, box)
     limits = style.pop("vmin", None), style.pop("vmax", None)
     disks = EllipseCollection(
         diameter, diameter, 0, units="xy", offsets=xy, offset_transform=ax.transData, array=np.asarray(values),
@@ -108,7 +108,7 @@ def save(figure, path: str | Path) -> Path:
 def gene_prediction_figure(store: TileStore, sample, prediction, gene: str, path: str | Path, maps: int = 2) -> Path:
     """Measured and held-out predicted expression of ``gene`` at the spots, and activation maps of the
     features with the largest shares of its prediction."""
-    background, size = tissue_background(store)
+    background, box = tissue_background(store)
     spots = prediction.spots
     row = prediction.table.set_index("gene").loc[gene]
     top = prediction.features[prediction.features["gene"] == gene].head(maps)
@@ -119,16 +119,16 @@ def gene_prediction_figure(store: TileStore, sample, prediction, gene: str, path
     measured, predicted = spots[f"measured_{gene}"].to_numpy(), spots[f"predicted_{gene}"].to_numpy()
     limits = {"vmin": float(np.nanpercentile(measured, 2)), "vmax": float(np.nanpercentile(measured, 98))}
     diameter = sample.spot_diameter_fullres
-    draw_spot_map(axes[0], xy, measured, diameter, background, size, "measured (log1p CP10k)", **limits)
+    draw_spot_map(axes[0], xy, measured, diameter, background, box, "measured (log1p CP10k)", **limits)
     spots_image = draw_spot_map(
-        axes[1], xy, predicted, diameter, background, size, "predicted, held-out folds", **limits
+        axes[1], xy, predicted, diameter, background, box, "predicted, held-out folds", **limits
     )
     figure.colorbar(spots_image, ax=axes[:2], shrink=0.6)
     prefix = prediction.feature_prefix
     for ax, (_, feature) in zip(axes[2:], top.iterrows(), strict=True):
         column = int(feature["feature"].removeprefix(prefix))
         values = prediction.tile_values[:, column]
-        image = draw_tile_map(ax, store, values, background, size, _share_title(feature))
+        image = draw_tile_map(ax, store, values, background, box, _share_title(feature))
         figure.colorbar(image, ax=ax, shrink=0.6)
     return save(figure, path)
 
@@ -143,19 +143,19 @@ def concept_map_figure(store: TileStore, labels: np.ndarray, legend, path: str |
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    background, size = tissue_background(store)
+    background, box = tissue_background(store)
     k = len(legend)
     figure, axes = _figure(2, f"{k} concepts over {store.path.name}", panel_inches=6.0)
     colours = matplotlib.colormaps["tab20"].resampled(max(k, 2))(np.arange(k))
     values = np.where(labels > 0, labels, np.nan).astype(np.float32)
-    _draw_tissue(axes[0], background, size)
+    _draw_tissue(axes[0], background, box)
     axes[0].set_title("tissue", fontsize=9)
     draw_tile_map(
         axes[1],
         store,
         values,
         background,
-        size,
+        box,
         "concepts",
         cmap=ListedColormap(colours),
         vmin=0.5,
@@ -182,13 +182,13 @@ def feature_gene_figure(
     path: str | Path,
 ) -> Path:
     """A feature's activation map, a gene at the spots, and the feature against the gene spot by spot."""
-    background, size = tissue_background(store)
+    background, box = tissue_background(store)
     figure, axes = _figure(3, f"{feature} against {gene}: r = {r:.2f} over spots")
-    image = draw_tile_map(axes[0], store, tile_values, background, size, f"{feature} activation per tile")
+    image = draw_tile_map(axes[0], store, tile_values, background, box, f"{feature} activation per tile")
     figure.colorbar(image, ax=axes[0], shrink=0.6)
     xy = sample.spots_level0_xy
     spots_image = draw_spot_map(
-        axes[1], xy, expression, sample.spot_diameter_fullres, background, size, f"{gene} (log1p CP10k)"
+        axes[1], xy, expression, sample.spot_diameter_fullres, background, box, f"{gene} (log1p CP10k)"
     )
     figure.colorbar(spots_image, ax=axes[1], shrink=0.6)
     axes[2].scatter(spot_feature, expression, s=8, alpha=0.6)

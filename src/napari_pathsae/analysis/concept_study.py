@@ -18,7 +18,8 @@ import pandas as pd
 from ..errors import PathsaeError
 from ..store import TileStore
 from .features import concept_legend, concept_weights
-from .probe import pearson_columns, ridge_probe, spatial_folds
+from .probe import ridge_probe, spatial_folds
+from .spots import zscore
 
 
 @dataclass
@@ -69,13 +70,13 @@ def write_concepts(folder: Path, names: list[str], stores: list[TileStore], foun
 
 def _importance_rows(inputs: np.ndarray, targets: pd.DataFrame, folds: np.ndarray, unit: str) -> pd.DataFrame:
     result = ridge_probe(inputs, targets.to_numpy(), folds)
+    own_r = zscore(inputs).T @ zscore(targets.to_numpy())  # (concepts, targets)
     rows = []
     for t, target in enumerate(targets.columns):
-        own_r = pearson_columns(inputs, np.repeat(targets.to_numpy()[:, [t]], inputs.shape[1], axis=1))
         for c in range(inputs.shape[1]):
             rows.append(
                 {"target": target, "concept": c + 1, "coefficient": result.coefficients[c, t],
-                 "concept_r": own_r[c], "model_r": result.r[t], "n": len(inputs), "unit": unit}
+                 "concept_r": own_r[c, t], "model_r": result.r[t], "n": len(inputs), "unit": unit}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -1,11 +1,13 @@
-"""Dock panel: concepts, i.e. tiles clustered by SAE activation profile, as a Labels layer with a legend."""
+"""Dock panel: concepts, i.e. tiles clustered by SAE activation profile, as a Labels layer with a legend,
+and (with Visium spots) each concept's importance for a gene."""
 
 import napari.viewer
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from ...analysis.features import CONCEPT_METHODS, concept_legend, concepts
+from ...analysis.concept_study import spot_importance
+from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
 from ...errors import PathsaeError
 from ..background import run_in_background
 from ..heatmap_layers import tile_labels_layer
@@ -23,14 +25,19 @@ class ConceptsPanel(Container):
         self.n_concepts = SpinBox(label="Concepts", value=8, min=2, max=64)
         self.run_button = PushButton(text="Find concepts")
         self.status = Label(value="")
-        self.legend = QTableWidget(0, 3)
-        self.legend.setHorizontalHeaderLabels(["concept", "tiles", "strongest features"])
+        self.gene = LineEdit(label="Gene")
+        self.importance_button = PushButton(text="Concept importance for gene (held-out)")
+        self.legend = QTableWidget(0, 4)
+        self.legend.setHorizontalHeaderLabels(["concept", "tiles", "strongest features", "coefficient"])
         self.legend.verticalHeader().setVisible(False)
         self.legend.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        super().__init__(widgets=[self.method, self.n_concepts, self.run_button, self.status])
+        widgets = [self.method, self.n_concepts, self.run_button, self.gene, self.importance_button, self.status]
+        super().__init__(widgets=widgets)
         self.native.layout().addWidget(self.legend)
         self.layer = None
+        self.weights = None  # (tiles, k) of the concepts shown
         self.run_button.changed.connect(self.run)
+        self.importance_button.changed.connect(self.importance)
 
     def run(self):
         session = self.state.session
@@ -41,15 +48,52 @@ class ConceptsPanel(Container):
         self.status.value = "clustering…"
         activations = session.activations.copy()
         return run_in_background(
-            concepts, activations, self.n_concepts.value, self.method.value, on_done=self._show, on_error=self._failed
-        )
+            concept_weights, activations, self.n_concepts.value, self.method.value, on_done=self._show,
+            on_error=self._failed,
+        )  # fmt: skip
 
     def _failed(self, exc: Exception) -> None:
         self.run_button.enabled = True
+        self.importance_button.enabled = True
         self.status.value = str(exc)
 
+    def importance(self):
+        """Ridge of the gene on the spots' concept shares over spatially blocked folds (`pathsae concepts
+        --visium`): each concept's coefficient in the legend, the model's held-out r in the status line."""
+        session, gene = self.state.session, self.gene.value.strip()
+        try:
+            if self.weights is None or session is None:
+                raise PathsaeError("find concepts first")
+            if session.sample is None:
+                raise PathsaeError("concept importance needs the Visium spots (load the model with a spots layer)")
+            if not gene:
+                raise PathsaeError("type a gene")
+        except PathsaeError as exc:
+            self.status.value = str(exc)
+            report_error(exc)
+            return None
+        self.importance_button.enabled = False
+        self.status.value = f"regressing {gene} on the concepts…"
+        return run_in_background(
+            spot_importance, session.store, session.sample, self.weights, [gene], on_done=self._show_importance,
+            on_error=self._failed,
+        )  # fmt: skip
+
+    def _show_importance(self, table) -> None:
+        self.importance_button.enabled = True
+        gene = str(table["target"].iloc[0])
+        self.legend.setHorizontalHeaderItem(3, QTableWidgetItem(f"{gene} coefficient"))
+        for row, record in enumerate(table.itertuples(index=False)):
+            self.legend.setItem(row, 3, QTableWidgetItem(f"{record.coefficient:+.3f}"))
+        self.legend.resizeColumnsToContents()
+        top = table.loc[table["coefficient"].idxmax()]
+        self.status.value = (
+            f"{gene}: concepts predict it at held-out r = {top['model_r']:.2f}; "
+            f"strongest concept {int(top['concept'])} (own r {top['concept_r']:+.2f})"
+        )
+
     def _show(self, result) -> None:
-        labels, profiles = result
+        labels, profiles, self.weights = result
         session = self.state.session
         self.run_button.enabled = True
         name = f"pathsae concepts ({self.method.value}, k={len(profiles)})"
