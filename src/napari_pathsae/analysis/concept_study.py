@@ -18,8 +18,8 @@ import pandas as pd
 from ..errors import PathsaeError
 from ..store import TileStore
 from .features import concept_legend, concept_weights
-from .probe import ridge_probe, spatial_folds
-from .spots import zscore
+from .probe import ridge_probe, zscore
+from .spots import spot_design
 
 
 @dataclass
@@ -91,17 +91,8 @@ def spot_importance(
     block_um: float = 1000.0,
 ) -> pd.DataFrame:
     """Concept importance for each gene over the Visium spots (spot weights: overlap-weighted tile weights)."""
-    from .spots import check_same_section, normalised_expression, spot_means, spot_tile_weights
-
-    check_same_section(store, sample)
-    overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
-    spot_weights = spot_means(overlap, weights).astype(np.float64)
-    expression = normalised_expression(sample, genes, None if genes else top_genes)
-    keep = np.isfinite(spot_weights).all(axis=1) & np.isfinite(expression.to_numpy()).all(axis=1)
-    if keep.sum() < 2 * n_folds:
-        raise PathsaeError(f"only {int(keep.sum())} spots have computed tiles; concept importance needs {2 * n_folds}")
-    folds, _ = spatial_folds(sample.spots_level0_xy[keep] * store.slide_mpp, n_folds, block_um)
-    return _importance_rows(spot_weights[keep], expression[keep], folds, "spot")
+    design = spot_design(store, sample, weights, genes, None if genes else top_genes, n_folds, block_um)
+    return _importance_rows(design.inputs, design.expression, design.folds, "spot")
 
 
 def slide_importance(names: list[str], weights: list[np.ndarray], targets: pd.DataFrame) -> pd.DataFrame:

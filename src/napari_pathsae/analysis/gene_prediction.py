@@ -2,7 +2,8 @@
 
 Each spot's features are its tiles' activations weighted by overlap (the ridge probe), or the tiles
 themselves as a bag (attention MIL). Every gene's held-out Pearson r comes from spatially blocked
-folds; the features that carry a gene's prediction are the largest coefficients of a fit on all spots.
+folds; the features that carry a gene's prediction are those with the largest shares of a fit on all
+spots (coefficient x the feature's own r).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pandas as pd
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
 from ..store import TileStore
-from .probe import ProbeResult, ridge_probe, spatial_folds
-from .spots import check_same_section, min_active_spots, normalised_expression, spot_means, spot_tile_weights, zscore
+from .probe import ProbeResult, ridge_probe, zscore
+from .spots import min_active_spots, spot_design
 
 MODELS = ("ridge", "mil")
 
@@ -24,7 +25,7 @@ MODELS = ("ridge", "mil")
 @dataclass
 class GenePrediction:
     table: pd.DataFrame  # one row per gene: gene, r, r_fold_mean, r_fold_sd, n_spots, model, alpha, top_features
-    features: pd.DataFrame  # long: gene, rank, feature, coefficient, feature_r (univariate r over spots)
+    features: pd.DataFrame  # long: gene, rank, feature, coefficient, feature_r (own r over spots), share
     spots: pd.DataFrame  # barcode, x, y (full-res px), fold, then measured/predicted per gene
     tile_values: np.ndarray  # (tiles, P) the inputs, for activation maps of the top features
     feature_prefix: str  # "f" for SAE features, "e" for embedding dimensions
@@ -52,24 +53,14 @@ def predict_genes(
 
     if model not in MODELS:
         raise PathsaeError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
-    check_same_section(store, sample)
     array, kind = tile_values(store, sae)
     values = np.asarray(array[:], dtype=np.float32)
-    weights = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
-    spot_inputs = spot_means(weights, values)
-    expression = normalised_expression(sample, genes, None if genes else top_genes)
-    keep = np.isfinite(spot_inputs).all(axis=1) & np.isfinite(expression.to_numpy()).all(axis=1)
-    if keep.sum() < 2 * n_folds:
-        raise PathsaeError(
-            f"only {int(keep.sum())} spots have computed tiles and pass library QC; "
-            f"{n_folds}-fold prediction needs at least {2 * n_folds}"
-        )
-    varies = expression[keep].std(axis=0).to_numpy() > 0
+    design = spot_design(store, sample, values, genes, None if genes else top_genes, n_folds, block_um)
+    varies = design.expression.std(axis=0).to_numpy() > 0
     if genes and not varies.all():
-        raise PathsaeError(f"genes constant over the spots: {', '.join(expression.columns[~varies][:5])}")
-    expression = expression.loc[:, varies]  # a detected gene can still be flat over the kept spots
-    inputs, targets = spot_inputs[keep].astype(np.float64), expression.to_numpy()[keep]
-    folds, side = spatial_folds(sample.spots_level0_xy[keep] * store.slide_mpp, n_folds, block_um)
+        raise PathsaeError(f"genes constant over the spots: {', '.join(design.expression.columns[~varies][:5])}")
+    expression = design.expression.loc[:, varies]  # a detected gene can still be flat over the kept spots
+    inputs, targets, keep, folds = design.inputs, expression.to_numpy(), design.keep, design.folds
     live = varying_inputs(inputs)
     tile_attention = None
     if model == "ridge":
@@ -77,7 +68,7 @@ def predict_genes(
     else:
         from .attention_mil import attention_probe, bags
 
-        index, mask = bags(weights[np.flatnonzero(keep)])
+        index, mask = bags(design.overlap[np.flatnonzero(keep)])
         mask &= np.isfinite(values).all(axis=1)[index]  # tiles the viewer has not computed are not in a bag
         result, attention = attention_probe(np.nan_to_num(values[:, live]), index, mask, targets, folds, seed)
         tile_attention = np.full(len(values), np.nan)
@@ -87,7 +78,7 @@ def predict_genes(
     features = _top_features(result, inputs, targets, list(expression.columns), prefix, top_features)
     table = _gene_table(result, list(expression.columns), int(keep.sum()), model, features)
     spots = _spot_table(sample, keep, folds, targets, result.predicted, list(expression.columns))
-    return GenePrediction(table, features, spots, values, prefix, side, tile_attention)
+    return GenePrediction(table, features, spots, values, prefix, design.block_um, tile_attention)
 
 
 def varying_inputs(inputs: np.ndarray) -> np.ndarray:

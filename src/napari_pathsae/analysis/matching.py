@@ -107,10 +107,11 @@ def activation_moments(store: TileStore, sae_a, layer_a: str, sae_b, layer_b: st
     for name, sae, emb in (("A", sae_a, emb_a), ("B", sae_b, emb_b)):
         if emb.shape[1] != sae.cfg.d_in:
             raise PathsaeError(f"SAE {name} expects {sae.cfg.d_in}-d inputs; {store.path.name} holds {emb.shape[1]}-d")
+    same_layer = layer_b == layer_a  # then one read serves both SAEs
     with torch.no_grad():
         for begin in range(0, emb_a.shape[0], rows):
             x_a = torch.from_numpy(np.asarray(emb_a[begin : begin + rows], dtype=np.float32))
-            x_b = torch.from_numpy(np.asarray(emb_b[begin : begin + rows], dtype=np.float32))
+            x_b = x_a if same_layer else torch.from_numpy(np.asarray(emb_b[begin : begin + rows], dtype=np.float32))
             finite = (torch.isfinite(x_a).all(dim=1) & torch.isfinite(x_b).all(dim=1)).numpy()
             a = sae_a.encode(x_a[finite]).double().numpy()
             b = sae_b.encode(x_b[finite]).double().numpy()

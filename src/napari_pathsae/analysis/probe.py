@@ -47,12 +47,17 @@ def spatial_folds(xy_um: np.ndarray, n_folds: int = 5, block_um: float = 1000.0)
     return folds, side
 
 
+def zscore(m: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm: ``zscore(a).T @ zscore(b)`` is their Pearson r."""
+    centred = m - m.mean(axis=0)
+    norm = np.sqrt((centred**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / norm
+
+
 def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson r of each column of ``a`` with the same column of ``b`` (NaN where either is constant)."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    return (zscore(a) * zscore(b)).sum(axis=0)
 
 
 @dataclass

@@ -6,6 +6,8 @@ level-0 pixels of the slide the tiles came from, which is the full-resolution im
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -14,6 +16,7 @@ from scipy import stats
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
 from ..store import TileStore
+from .probe import spatial_folds, zscore
 
 #: Points per spot disk used to measure tile/disk overlap areas (a 24 x 24 lattice inside the disk).
 DISK_SAMPLES = 24
@@ -66,6 +69,43 @@ def spot_means(weights: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
         means = (weights @ np.where(known[:, None], flat, 0.0)) / covered[:, None]
     means[covered == 0] = np.nan
     return means.reshape((-1, *values.shape[1:])).astype(np.float32)
+
+
+@dataclass
+class SpotDesign:
+    """The spots with computed tiles that pass library QC: their inputs, expression and spatial folds."""
+
+    inputs: np.ndarray  # (S, P) overlap-weighted mean of the tile values under each kept spot
+    expression: pd.DataFrame  # (S, G) log-normalised expression of the kept spots
+    keep: np.ndarray  # (all spots,) bool
+    folds: np.ndarray  # (S,) held-out fold of each kept spot
+    block_um: float  # side of the squares held out together
+    overlap: sp.csr_matrix  # (all spots, tiles) overlap weights
+
+
+def spot_design(
+    store: TileStore,
+    sample: VisiumSample,
+    tile_values: np.ndarray,
+    genes: list[str] | None,
+    top_genes: int | None,
+    n_folds: int,
+    block_um: float,
+) -> SpotDesign:
+    """Tile values aggregated to the spots, the genes' expression, and spatially blocked folds over the spots
+    that have both (a tile not computed yet is a NaN row; a spot under none of the computed ones is left out)."""
+    check_same_section(store, sample)
+    overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
+    inputs = spot_means(overlap, tile_values)
+    expression = normalised_expression(sample, genes, top_genes)
+    keep = np.isfinite(inputs).all(axis=1) & np.isfinite(expression.to_numpy()).all(axis=1)
+    if keep.sum() < 2 * n_folds:
+        raise PathsaeError(
+            f"only {int(keep.sum())} spots have computed tiles and pass library QC; "
+            f"{n_folds} held-out folds need at least {2 * n_folds}"
+        )
+    folds, side = spatial_folds(sample.spots_level0_xy[keep] * store.slide_mpp, n_folds, block_um)
+    return SpotDesign(inputs[keep].astype(np.float64), expression[keep], keep, folds, side, overlap)
 
 
 def check_same_section(store: TileStore, sample: VisiumSample) -> None:
@@ -124,14 +164,6 @@ def min_active_spots(n_spots: int) -> int:
 def min_spot_counts(totals: np.ndarray) -> float:
     """Library-size QC bound: 10% of the median library, and at least 10 counts."""
     return max(10.0, 0.1 * float(np.median(totals)))
-
-
-def zscore(m: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit norm: ``zscore(a).T @ zscore(b)`` is their Pearson r."""
-    centred = m - m.mean(axis=0)
-    norm = np.sqrt((centred**2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return centred / norm
 
 
 def _p_values(r: np.ndarray, dof: int) -> np.ndarray:
