@@ -1,7 +1,12 @@
-"""Screenshots of the exploration panels on the her2st B4 section, for docs/images (run under Xvfb).
+"""Screenshots for docs/images, taken along the user's journey on the her2st B4 section (run under Xvfb).
 
-usage: python scripts/screenshots.py WORK_DIR   (WORK_DIR holds b4.zarr, sae/ and planted/ as the
-tests' her2st_model fixture makes them)
+Every panel is docked as `pathsae demo` docks them (feature browser above, the rest as tabs) in a
+1920 x 1080 window; the panels are driven as a user clicks them: open, load the default encoder,
+compute the slide, train at the panel's defaults, paint features, spots by a gene, prediction,
+concepts, a region. Slow the first time (embedding with ViT-S, then training); the store and SAE are
+kept in WORK_DIR for reruns.
+
+usage: xvfb-run -s "-screen 0 1920x1080x24" python scripts/screenshots.py WORK_DIR
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
+from napari_pathsae.plugin.demo import dock_all_panels
+from napari_pathsae.plugin.launch import WINDOW_PX
 from napari_pathsae.plugin.state import state_for
-from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "her2st_B4"
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
+GENE = "ERBB2"
 
 
-def wait(condition, timeout: float = 120.0) -> None:
+def wait(condition, timeout: float = 900.0) -> None:
     end = time.time() + timeout
     while time.time() < end:
         QApplication.processEvents()
@@ -31,7 +38,7 @@ def wait(condition, timeout: float = 120.0) -> None:
     raise TimeoutError
 
 
-def settle(seconds: float = 1.0) -> None:
+def settle(seconds: float = 1.5) -> None:
     end = time.time() + seconds
     while time.time() < end:
         QApplication.processEvents()
@@ -40,71 +47,84 @@ def settle(seconds: float = 1.0) -> None:
 
 def shoot(viewer, name: str) -> None:
     settle()
-    viewer.window._qt_window.grab().save(str(OUT / name))
+    viewer.screenshot(str(OUT / name), canvas_only=False, flash=False)
     print("wrote", OUT / name)
 
 
 def main(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1700, 1000)
-    opener = OpenSampleWidget(viewer)
-    opener.slide.value, opener.visium.value, opener.mpp.value = DATA / "B4_HE.jpg", work / "planted", 0.69
-    opener.open()
-    _, model = viewer.window.add_plugin_dock_widget("napari-pathsae", "Model and inference")
-    model.reset_choices()
-    model.spots_layer.value = model.spots_layer.choices[1]
-    model.encoder.value, model.sae_dir.value, model.store.value = "vit_tiny_patch16_224", work / "sae", work / "b4.zarr"
-    model.follow_view.value = False
+    viewer.window.resize(*WINDOW_PX)
+    docks, panels = dock_all_panels(viewer)
     state = state_for(viewer)
-    model.load_button.clicked()
+    opener = panels["Open slide / Visium"]
+    opener.slide.value, opener.visium.value, opener.mpp.value = DATA / "B4_HE.jpg", DATA / "spaceranger_outs", 0.69
+    opener.open()
+    model = panels["Model and inference"]
+    docks["Model and inference"].raise_()
+    model.store.value = work / "b4.zarr"
+    sae = work / "b4.topk-x4-k16"
+    model.sae_dir.value = sae if sae.is_dir() else None
+    model.load()
     wait(lambda: state.session is not None)
-    _, browser = viewer.window.add_plugin_dock_widget("napari-pathsae", "Feature browser", tabify=True)
-    spots_dock, spots = viewer.window.add_plugin_dock_widget("napari-pathsae", "Spots and genes", tabify=True)
+    if not state.session.n_features:  # the first run: compute the slide and train from the panel
+        model.train_output.value = sae
+        model.train()
+        wait(lambda: model.status.value.startswith("trained"))
+    shoot(viewer, "explorer_model.png")
+
+    browser, dashboard = panels["Feature browser"], panels["Feature dashboard"]
+    spots = panels["Spots and genes"]
+    docks["Spots and genes"].raise_()
     spots.correlate()
     wait(lambda: state.session.correlations is not None and spots.correlate_button.isEnabled())
-    spots.gene.setText("PLANTED1")
-    spots.show_gene("PLANTED1")
-    best = int(spots.ranked.item(0, 0).data(0x0100).removeprefix("f"))
-    state.session.set_label(best, "stain saturation")
-    state.labels_changed.emit()
+    spots.gene.setText(GENE)
+    spots.show_gene(GENE)
+    ranked = [int(spots.ranked.item(r, 0).data(0x0100).removeprefix("f")) for r in range(3)]
     browser.refresh()
-    browser.select_features([best])
-    viewer.layers[1].visible = False
+    browser.select_features(ranked)
+    viewer.camera.center, viewer.camera.zoom = (0, 4300, 4000), 0.22
     shoot(viewer, "explorer_spots.png")
-    _, dashboard = viewer.window.add_plugin_dock_widget("napari-pathsae", "Feature dashboard", tabify=True)
-    state.select([best])
+
+    docks["Feature dashboard"].raise_()
+    browser.select_features(ranked[:1])
     wait(lambda: dashboard.gallery.count() > 0)
+    dashboard.go_to_tile(int(dashboard.tiles[0]))
     shoot(viewer, "explorer_dashboard.png")
-    _, concepts = viewer.window.add_plugin_dock_widget("napari-pathsae", "Concepts", tabify=True)
+
+    docks["Spots and genes"].raise_()
+    spots.predict()
+    wait(lambda: spots.predict_button.isEnabled() and "held-out r" in spots.status.text())
+    for feature in list(state.painter.heatmaps()):
+        state.painter.heatmaps()[feature].visible = False  # the spots, coloured by the prediction, over the H&E
+    viewer.reset_view()
+    shoot(viewer, "explorer_predict.png")
+
+    concepts = panels["Concepts"]
+    docks["Concepts"].raise_()
     concepts.n_concepts.value = 6
     concepts.run_button.clicked()
-    wait(lambda: concepts.layer is not None)
-    concepts.gene.value = "PLANTED1"
+    wait(lambda: concepts.layer is not None and concepts.legend.rowCount() == 6)
+    concepts.gene.value = GENE
     concepts.importance_button.clicked()
     wait(lambda: "held-out r" in concepts.status.value)
-    for layer in viewer.layers:
-        layer.visible = layer.name.startswith(("planted H&E", "pathsae concepts"))
+    spots_layer = next(layer for layer in viewer.layers if layer.metadata.get("pathsae", {}).get("kind") == "spots")
+    spots_layer.visible = False
     shoot(viewer, "explorer_concepts.png")
-    _, region = viewer.window.add_plugin_dock_widget("napari-pathsae", "Region export", tabify=True)
+
+    region = panels["Region export"]
+    docks["Region export"].raise_()
+    concepts.layer.visible = False
     shapes = region.add_region_layer()
     shapes.add_rectangles(np.array([[3000.0, 2000.0], [5000.0, 4500.0]]))
+    shapes.mode = "pan_zoom"
     for old in work.glob("region*.csv"):  # a rerun: the panel refuses to overwrite
         old.unlink()
     region.output.value = work / "region.csv"
     region.export_button.clicked()
     wait(lambda: "tiles →" in region.status.value)
-    viewer.reset_view()
     shoot(viewer, "explorer_region.png")
-    viewer.layers.remove(shapes)
-    spots_dock.raise_()
-    spots.gene.setText("ERBB2")
-    spots.predict()
-    wait(lambda: spots.predict_button.isEnabled() and "held-out r" in spots.status.text())
-    for layer in viewer.layers:  # the spots, coloured by the held-out prediction, over the tissue
-        layer.visible = layer.name.startswith(("planted H&E", "planted spots"))
-    shoot(viewer, "explorer_predict.png")
-    state.close()
-    viewer.close()
+    viewer.window.close()
 
 
 if __name__ == "__main__":

@@ -103,7 +103,16 @@ TINY_ENCODER = "vit_tiny_patch16_224"  # random init offline: a real ViT, small 
 
 
 @pytest.fixture(scope="session")
-def her2st_model(tmp_path_factory):
+def planted_outs(tmp_path_factory) -> Path:
+    """her2st B4's Space Ranger outs plus PLANTED1: the mean colour saturation under each spot."""
+    from planting import spot_saturation, write_planted_outs
+
+    target = tmp_path_factory.mktemp("planted") / "outs"
+    return write_planted_outs(HER2ST_OUTS, target, spot_saturation(HER2ST_HE, HER2ST_OUTS))
+
+
+@pytest.fixture(scope="session")
+def her2st_model(tmp_path_factory, planted_outs):
     """The her2st B4 section embedded (112 µm tiles), a TopK SAE trained and applied, and a planted gene.
 
     Returns the folder holding ``b4.zarr``, ``sae/`` and ``planted/`` (Space Ranger outs with PLANTED1).
@@ -112,7 +121,6 @@ def her2st_model(tmp_path_factory):
     from napari_pathsae.pipeline import EmbedOptions, embed_slide, encode_store, train_to_folder
     from napari_pathsae.sae.train import TrainOptions
     from napari_pathsae.tiles import TileGeometry
-    from planting import spot_saturation, write_planted_outs
 
     work = tmp_path_factory.mktemp("her2st_model")
     encoder = load_encoder(TINY_ENCODER, dtype="fp32", allow_random=True)  # bf16 would vary with batch make-up
@@ -120,5 +128,5 @@ def her2st_model(tmp_path_factory):
     embed_slide(HER2ST_HE, work / "b4.zarr", encoder, options)
     train_to_folder([work / "b4.zarr"], work / "sae", TrainOptions(arch="topk", expansion=8, k=16))
     encode_store(work / "b4.zarr", work / "sae")
-    write_planted_outs(HER2ST_OUTS, work / "planted", spot_saturation(HER2ST_HE, HER2ST_OUTS))
+    (work / "planted").symlink_to(planted_outs)
     return work

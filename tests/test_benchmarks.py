@@ -65,3 +65,10 @@ def test_viewport_smoke(tmp_path):
     result = smoke("viewport.py", tmp_path)
     assert result["cold"][0]["tiles"] > 0 and result["cold"][0]["all_s"] >= result["cold"][0]["first_batch_s"]
     assert result["cached"]["pan"]["n"] == 3 and result["cached"]["zoom"]["p95_ms"] > 0
+
+
+def test_panel_training_smoke(tmp_path):
+    result = smoke("panel_training.py", tmp_path)
+    panel, cli = result["runs"]["panel_defaults"], result["runs"]["cli_defaults"]
+    assert result["tiles"] > 20 and panel["d_sae"] == 192 * 4 and cli["d_sae"] == 192 * 8
+    assert panel["steps"] >= 1000 and 0 <= panel["dead_fraction"] < 1 and panel["live_features"] > 0

@@ -262,9 +262,11 @@ def test_heatmap_writer_and_model_panel_errors(explorer, qtbot, tmp_path):
         len(table) == state.session.computer.n_tiles and table.f3.tolist() == state.session.activations[:, 3].tolist()
     )
     assert write_activations(str(tmp_path / "x.csv"), image.data, {"metadata": image.metadata}) == []
-    # training needs a folder; a cancelled training saves nothing
+    # training never overwrites a folder; a cancelled training saves nothing
+    (tmp_path / "taken").mkdir()
+    panel.train_output.value = tmp_path / "taken"
     panel.train_button.clicked()
-    assert panel.status.value == "choose a folder to save the SAE to"
+    assert panel.status.value.endswith("exists; choose a new folder for the SAE (nothing is overwritten)")
     panel.train_output.value = tmp_path / "new_sae"
     panel.train_button.clicked()
     panel.cancel_training()

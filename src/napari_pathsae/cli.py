@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     _engine_commands(commands)
     _analysis_commands(commands)
 
-    demo = commands.add_parser("demo", help="napari with the plugin and the embedded sample slide")
+    demo = commands.add_parser(
+        "demo", help="the main job on the embedded sample: encoder, SAE trained on it, features painted"
+    )
     demo.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
     demo.add_argument("--sample", default="skin_slide", choices=["skin_slide", "visium_heart"])
     return parser
@@ -437,9 +439,12 @@ def _view(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .plugin.launch import run_viewer
+    from .plugin.launch import run_demo, run_viewer
 
-    shot = run_viewer([], sample=args.sample, screenshot=args.screenshot)
+    if args.sample == "skin_slide":
+        shot = run_demo(screenshot=args.screenshot)
+    else:
+        shot = run_viewer([], sample=args.sample, screenshot=args.screenshot)
     if shot:
         print(f"screenshot: {shot}")
 

@@ -8,6 +8,10 @@ class PathsaeError(Exception):
     """A problem with the user's input (file, folder, option), reported as one line."""
 
 
+class Cancelled(PathsaeError):
+    """The user stopped the work (training, a whole-slide run): said as information, not as an error."""
+
+
 class UnsupportedFileError(PathsaeError):
     """The path is not a slide, image or Visium sample that napari-pathsae can open."""
 

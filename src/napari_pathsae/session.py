@@ -34,6 +34,7 @@ class ExplorerSession:
     sample: VisiumSample | None = None
     labels: dict[int, str] = field(default_factory=dict)
     correlations: pd.DataFrame | None = None  # feature x gene table over the sample's spots
+    sae_sha256: str | None = None  # the SAE's weights, which its cached activations and explorations are tied to
     _spot_weights: object = None
 
     # --- set-up -------------------------------------------------------------------------------
@@ -77,9 +78,30 @@ class ExplorerSession:
             "weights_sha256": sae_weights_sha256(sae_dir),
         }
         self.computer.set_sae(sae, sae_dir.name, provenance)
-        self.sae_dir = sae_dir
+        self.sae_dir, self.sae_sha256 = sae_dir, provenance["weights_sha256"]
         self.labels = _read_labels(sae_dir)
         self.correlations = None
+
+    def train_sae(self, output: str | Path, options, progress=None) -> dict:
+        """Train an SAE on this slide's embeddings (every tile computed), save it to ``output`` and use it."""
+        from .pipeline import train_to_folder
+
+        missing = int((~self.computer.embedded).sum())
+        if missing:
+            raise PathsaeError(f"{missing} tiles are not computed yet; compute the whole slide before training")
+        metrics = train_to_folder([self.store.path], output, options, progress)
+        self.attach_sae(output)
+        self.compute(self.missing())  # every tile is embedded: this only applies the new SAE (milliseconds)
+        return metrics
+
+    def fresh_sae_folder(self, name: str) -> Path:
+        """``<store stem>.<name>`` beside the store, numbered (-2, -3, …) so that no folder is overwritten."""
+        base = self.store.path.parent / f"{self.store.path.stem}.{name}"
+        candidate, n = base, 1
+        while candidate.exists():
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+        return candidate
 
     def attach_sample(self, sample: VisiumSample) -> None:
         from .analysis.spots import check_same_section, spot_tile_weights

@@ -33,6 +33,7 @@ class TileComputer:
         self.options = options = options or EmbedOptions()
         self.store, self.slide, self.grid = prepare_store(slide_path, store_path, encoder, options)
         self.embedded = self.store.embedded_tiles()
+        self._mark_complete_when_embedded()
         self.sae: SAE | None = None
         self.sae_name: str | None = None
         self.activations: np.ndarray | None = None  # (N, F) float32, NaN rows not computed
@@ -65,9 +66,12 @@ class TileComputer:
         return ~np.isnan(self.activations[:, 0])
 
     def missing(self, indices: np.ndarray) -> np.ndarray:
-        """The ``indices`` (order kept) still without embeddings or activations."""
+        """The ``indices`` (order kept) still without embeddings, or without activations when an SAE is set."""
         indices = np.asarray(indices, dtype=np.int64)
-        return indices[~(self.embedded[indices] & self.activated()[indices])]
+        done = self.embedded[indices]
+        if self.sae is not None:
+            done &= self.activated()[indices]
+        return indices[~done]
 
     def compute(self, indices: np.ndarray) -> np.ndarray:
         """Embed the tiles not yet embedded, encode them all with the SAE; returns (n, F) activations."""
@@ -80,6 +84,7 @@ class TileComputer:
                 outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
                 self.store.write_tiles(new, outputs)
                 self.embedded[new] = True
+                self._mark_complete_when_embedded()
             if self.sae is None:
                 return np.empty((len(indices), 0), np.float32)
             x = np.asarray(self.store.embeddings(self._layer).oindex[indices], dtype=np.float32)
@@ -87,9 +92,13 @@ class TileComputer:
                 values = self.sae.encode(torch.nan_to_num(torch.from_numpy(x))).numpy()
             self._sae_array.oindex[indices] = values
             self.activations[indices] = values
+        return values
+
+    def _mark_complete_when_embedded(self) -> None:
+        """A store whose every tile is embedded is complete, however it got there (viewer, CLI, with or
+        without an SAE): training and `pathsae encode` accept it."""
         if self.embedded.all() and not self.store.complete:
             self.store.mark_complete({"computed_by": "viewer", "tiles": self.n_tiles})
-        return values
 
     def patch_activations(self, indices: np.ndarray, feature: int) -> np.ndarray:
         """(n, g, g) activation of one feature on each tile's patch tokens (tiles must be embedded)."""

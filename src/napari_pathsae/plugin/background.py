@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QObject, Signal
 
 from ..errors import PathsaeError
 from .notify import report_error
@@ -29,3 +30,31 @@ def run_in_background(function: Callable, *args, on_done: Callable | None = None
     worker.errored.connect(failed)
     worker.start()
     return worker
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread: a signal emitted from any thread runs ``slot`` there (a queued call)."""
+
+    fired = Signal(tuple)
+
+    def __init__(self, slot: Callable):
+        super().__init__()
+        self._slot = slot
+        self.fired.connect(self._deliver)
+
+    def _deliver(self, args: tuple) -> None:
+        self._slot(*args)
+
+
+def on_gui_thread(slot: Callable) -> Callable:
+    """A function that, called from any thread, runs ``slot(*args)`` on the GUI thread (create it there).
+
+    Engine callbacks (training progress) run on worker threads; touching a Qt widget from one aborts
+    napari ("Cannot make QOpenGLContext current in a different thread")."""
+    relay = _Relay(slot)
+
+    def call(*args) -> None:
+        relay.fired.emit(args)
+
+    call.relay = relay  # keeps the QObject alive as long as the callback
+    return call

@@ -1,12 +1,15 @@
 """Layer-data tuples for features over the tissue: heatmaps, argmax/concept labels, patch-token maps.
 
 Every grid is placed with the session's GridPlacement, so its pixel edges are the tiles' edges.
-Heatmaps fade from transparent (0 or not computed) to a full hue, so several overlay additively.
+Heatmaps fade from transparent (0) to a hue that never exceeds MAX_ALPHA, so the H&E stays readable
+under them and a heatmap never hides the ones below; tiles not computed yet are a separate grey layer.
+Every painted layer carries its legend on the canvas: its name, and a colorbar for heatmaps and spots.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from napari.utils.colormaps import Colormap
 
 from ..session import ExplorerSession
@@ -23,11 +26,37 @@ HUES = {
 }
 
 
+#: Opacity of a heatmap at its highest value: tissue shows through, and so do the heatmaps below.
+MAX_ALPHA = 0.55
+#: Opacity of the weakest non-zero activation (a sparse feature's small values stay visible).
+LOW_ALPHA = 0.2
+#: Opacity of argmax and concept maps (fully saturated label colours).
+LABELS_OPACITY = 0.4
+#: Grey of tissue tiles not computed yet (distinct from a zero activation, which is transparent).
+NOT_COMPUTED_RGBA = (0.55, 0.55, 0.55, 0.5)
+NOT_COMPUTED_LAYER = "pathsae grey: tiles not computed yet"
+#: Background of the colorbars: near-white, like the slide glass the heatmaps are seen over.
+COLORBAR_BOX = (0.96, 0.96, 0.96, 1.0)
+
+
 def fade_colormap(hue: str) -> Colormap:
-    """Transparent at the low contrast limit, opaque ``hue`` at the high one."""
+    """Transparent at the low contrast limit, ``hue`` at MAX_ALPHA at the high one."""
     r, g, b = HUES[hue]
-    colors = np.array([[r, g, b, 0.0], [r, g, b, 0.55], [r, g, b, 1.0]])
-    return Colormap(colors, controls=[0.0, 0.3, 1.0], name=f"pathsae-{hue}")
+    colors = np.array([[r, g, b, 0.0], [r, g, b, LOW_ALPHA], [r, g, b, MAX_ALPHA]])
+    return Colormap(colors, controls=[0.0, 0.02, 1.0], name=f"pathsae-{hue}")
+
+
+def show_legend(layer, colour=(1.0, 1.0, 1.0), colorbar: bool = True) -> None:
+    """The layer's name on the canvas (top right, in its colour) and, for colormapped layers, its colorbar."""
+    layer.name_overlay.visible = True
+    layer.name_overlay.position = "top_right"
+    layer.name_overlay.color = (*colour[:3], 1.0)
+    if colorbar:
+        bar = layer.face_colorbar if hasattr(layer, "face_colorbar") else layer.colorbar
+        bar.box = True
+        bar.box_color = COLORBAR_BOX  # translucent hues read as they do over the (light) H&E
+        bar.color = (0.1, 0.1, 0.1, 1.0)
+        bar.visible = True
 
 
 def hue_for(position: int) -> str:
@@ -56,12 +85,16 @@ def contrast_for(values: np.ndarray) -> tuple[float, float]:
     return (0.0, high if high > 0 else 1.0)
 
 
+def heatmap_name(session: ExplorerSession, feature: int) -> str:
+    return f"pathsae {session.feature_name(feature)}"
+
+
 def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0) -> tuple:
     """An Image layer of one feature, one value per tile."""
     placement = session.placement
     grid = heatmap_grid(session, feature)
     kwargs = {
-        "name": f"pathsae {session.feature_name(feature)}",
+        "name": heatmap_name(session, feature),
         "scale": placement.scale(),
         "translate": placement.translate(),
         "units": session.world_units,
@@ -69,10 +102,36 @@ def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0) -> 
         "contrast_limits": contrast_for(grid),
         "blending": "translucent_no_depth",
         "interpolation2d": "nearest",
-        "opacity": 0.8,
+        "opacity": 1.0,
         "metadata": _metadata(session, "heatmap", feature=int(feature)),
     }
     return (grid, kwargs, "image")
+
+
+def not_computed_grid(session: ExplorerSession) -> np.ndarray:
+    """(rows, cols) 1 on tissue tiles whose activations are not computed yet, 0 elsewhere."""
+    grid = np.zeros(session.placement.grid_shape, np.float32)
+    missing = session.missing()
+    grid[session.grid_index[missing, 0], session.grid_index[missing, 1]] = 1.0
+    return grid
+
+
+def not_computed_layer(session: ExplorerSession) -> tuple:
+    """A grey Image layer over the tissue tiles not computed yet."""
+    placement = session.placement
+    colours = np.array([[0.0, 0.0, 0.0, 0.0], NOT_COMPUTED_RGBA])
+    kwargs = {
+        "name": NOT_COMPUTED_LAYER,
+        "scale": placement.scale(),
+        "translate": placement.translate(),
+        "units": session.world_units,
+        "colormap": Colormap(colours, controls=[0.0, 1.0], name="pathsae-not-computed"),
+        "contrast_limits": (0.0, 1.0),
+        "blending": "translucent_no_depth",
+        "interpolation2d": "nearest",
+        "metadata": _metadata(session, "not_computed"),
+    }
+    return (not_computed_grid(session), kwargs, "image")
 
 
 def patch_heatmap_layer(session: ExplorerSession, feature: int, indices: np.ndarray) -> tuple:
@@ -99,17 +158,24 @@ def patch_heatmap_layer(session: ExplorerSession, feature: int, indices: np.ndar
     return (np.nan_to_num(grid, nan=0.0), kwargs, "image")
 
 
-def tile_labels_layer(session: ExplorerSession, labels: np.ndarray, name: str, kind: str) -> tuple:
-    """A Labels layer with one label per tile (0: none)."""
+def tile_labels_layer(
+    session: ExplorerSession, labels: np.ndarray, name: str, kind: str, column: str, label_names: dict[int, str]
+) -> tuple:
+    """A Labels layer with one label per tile (0: none); hovering shows ``column: label_names[label]``."""
     placement = session.placement
     grid = np.zeros(placement.grid_shape, dtype=np.int32)
     grid[session.grid_index[:, 0], session.grid_index[:, 1]] = labels
+    values, counts = np.unique(labels[labels > 0], return_counts=True)
+    features = pd.DataFrame(
+        {"index": values, column: [label_names[int(v)] for v in values], "tiles": counts.astype(int)}
+    )
     kwargs = {
         "name": name,
         "scale": placement.scale(),
         "translate": placement.translate(),
         "units": session.world_units,
-        "opacity": 0.55,
+        "opacity": LABELS_OPACITY,
+        "features": features,
         "metadata": _metadata(session, kind),
     }
     return (grid, kwargs, "labels")

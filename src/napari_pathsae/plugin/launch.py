@@ -13,6 +13,10 @@ from ..errors import PathsaeError
 
 PLUGIN = "napari-pathsae"
 OPEN_PANEL = "Open slide / Visium"
+#: Window (and virtual display) size: a full-HD screen.
+WINDOW_PX = (1920, 1080)
+#: The demo gives up (with its panel's last status) after this long.
+DEMO_TIMEOUT_S = 600
 
 
 def has_display() -> bool:
@@ -32,7 +36,7 @@ def display_for(headless: bool) -> Iterator[None]:
         raise PathsaeError("no display and no Xvfb: install Xvfb (apt-get install xvfb) or run with a display")
     from pyvirtualdisplay import Display
 
-    with Display(visible=False, size=(1600, 1000)):
+    with Display(visible=False, size=WINDOW_PX):
         yield
 
 
@@ -41,6 +45,62 @@ def _settle(viewer, rounds: int = 20) -> None:
 
     for _ in range(rounds):
         QApplication.processEvents()
+
+
+def _wait(condition, timeout_s: float) -> bool:
+    """Run the event loop until ``condition()`` holds; False after ``timeout_s``."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        QApplication.processEvents()
+        time.sleep(0.02)
+    return True
+
+
+def _capture(viewer, screenshot: Path) -> Path:
+    _settle(viewer)
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(screenshot), canvas_only=False, flash=False)
+    return screenshot
+
+
+def run_demo(screenshot: Path | None = None) -> Path | None:
+    """napari with every panel docked, running the main job on the embedded sample (see plugin/demo.py).
+
+    With ``screenshot`` (or when no display exists) the window is captured once the features are
+    painted and the view computed, then closed; otherwise napari runs until the user closes it.
+    """
+    from .demo import Demo, check_sample
+
+    check_sample()
+    headless = not has_display()
+    if headless and screenshot is None:
+        screenshot = Path("pathsae-screenshot.png")
+    with display_for(headless):
+        import napari
+
+        viewer = napari.Viewer(title="napari-pathsae demo", show=True)
+        viewer.window.resize(*WINDOW_PX)
+        demo = Demo(viewer)
+        demo.start()
+        if screenshot is None:
+            napari.run()
+            return None
+        try:
+            if not _wait(lambda: demo.done, DEMO_TIMEOUT_S):
+                status = demo.panels["Model and inference"].status.value
+                raise PathsaeError(f"the demo did not finish in {DEMO_TIMEOUT_S} s (last status: {status})")
+            worker = demo.state.worker
+            _wait(lambda: worker.pending == 0, 120)
+            demo.state.painter.refresh_now()
+            return _capture(viewer, screenshot)
+        finally:
+            viewer.window.close()  # with its layers in place: the exploration is saved beside the store
 
 
 def run_viewer(
@@ -66,13 +126,11 @@ def run_viewer(
         for data, kwargs, kind in layers:
             getattr(viewer, f"add_{kind}")(data, **kwargs)
         viewer.scale_bar.visible = True  # shows µm when the resolution is known
-        viewer.window.resize(1400, 900)
+        viewer.window.resize(*WINDOW_PX)
         viewer.reset_view()
         if screenshot is None:
             napari.run()
             return None
-        _settle(viewer)
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(str(screenshot), canvas_only=False, flash=False)
+        shot = _capture(viewer, screenshot)
         viewer.close()
-        return screenshot
+        return shot

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
+
+from ..errors import Cancelled
 
 
 def report_error(exc: Exception) -> None:
-    show_error(str(exc) or type(exc).__name__)
+    """One notification line: information for a cancellation the user asked for, an error otherwise."""
+    (show_info if isinstance(exc, Cancelled) else show_error)(str(exc) or type(exc).__name__)

@@ -28,6 +28,19 @@ class TrainOptions:
     lr: float = 4e-4
     device: str = "cpu"
 
+    @classmethod
+    def for_section(cls, n_tiles: int, **choices) -> TrainOptions:
+        """The viewer's defaults for one section: SECTION_DEFAULTS, and SAMPLES_PER_TILE inputs per tile
+        (the CLI's 300,000 whatever the data took 4-14 minutes on one section; MIN_STEPS still applies)."""
+        options = {**SECTION_DEFAULTS, **choices}
+        return cls(**options, samples=min(cls.samples, SAMPLES_PER_TILE * int(n_tiles)))
+
+
+#: What the viewer trains on one section unless told otherwise: a browsable SAE in about a minute on a
+#: 2-core CPU (benchmarks/panel_training.py, docs/benchmarks.md §7).
+SECTION_DEFAULTS = {"arch": "topk", "expansion": 4, "k": 16}
+SAMPLES_PER_TILE = 100
+
 
 class EmbeddingStream:
     """Shuffled batches over the stores' chunks: a few chunks in memory at a time."""

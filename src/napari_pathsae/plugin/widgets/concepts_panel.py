@@ -3,16 +3,16 @@ and (with Visium spots) each concept's importance for a gene."""
 
 import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
-from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QTableWidgetItem
 
 from ...analysis.concept_study import spot_importance
 from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
 from ...errors import PathsaeError
+from ...exploration import Concepts
 from ..background import run_in_background
-from ..heatmap_layers import tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
+from .label_legend import fill_legend, legend_table
 
 
 class ConceptsPanel(Container):
@@ -21,22 +21,37 @@ class ConceptsPanel(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.state = state_for(viewer)
-        self.method = ComboBox(label="Method", choices=list(CONCEPT_METHODS), value="kmeans")
-        self.n_concepts = SpinBox(label="Concepts", value=8, min=2, max=64)
-        self.run_button = PushButton(text="Find concepts")
-        self.status = Label(value="")
-        self.gene = LineEdit(label="Gene")
-        self.importance_button = PushButton(text="Concept importance for gene (held-out)")
-        self.legend = QTableWidget(0, 4)
-        self.legend.setHorizontalHeaderLabels(["concept", "tiles", "strongest features", "coefficient"])
-        self.legend.verticalHeader().setVisible(False)
-        self.legend.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.method = ComboBox(
+            label="Method", choices=list(CONCEPT_METHODS), value="kmeans",
+            tooltip="kmeans: each tile in one concept; nmf: tiles as mixtures of concepts",
+        )  # fmt: skip
+        self.n_concepts = SpinBox(label="Concepts", value=8, min=2, max=64, tooltip="how many concepts to find")
+        self.run_button = PushButton(text="Find concepts", tooltip="cluster the computed tiles' activations")
+        self.status = Label(value="", tooltip="what the panel did last")
+        self.status.native.setWordWrap(True)
+        self.gene = LineEdit(label="Gene", tooltip="a gene of the Visium sample")
+        self.importance_button = PushButton(
+            text="Concept importance for gene (held-out)",
+            tooltip="ridge of the gene on the spots' concept shares over spatially blocked folds",
+        )
+        self.legend = legend_table(
+            ["concept", "tiles", "strongest features", "coefficient"],
+            [
+                "the concept's colour in the map (hover a tile to read its concept)",
+                "tiles in the concept",
+                "features with the largest mean activation in the concept",
+                "standardised ridge coefficient of the concept for the gene",
+            ],
+        )
         widgets = [self.method, self.n_concepts, self.run_button, self.gene, self.importance_button, self.status]
         super().__init__(widgets=widgets)
         self.native.layout().addWidget(self.legend)
         self.layer = None
         self.weights = None  # (tiles, k) of the concepts shown
         self.run_button.changed.connect(self.run)
+        self.state.concepts_changed.connect(self._concepts_changed)
+        self.state.session_changed.connect(self._concepts_changed)
+        self._concepts_changed()
         self.importance_button.changed.connect(self.importance)
 
     def run(self):
@@ -93,21 +108,22 @@ class ConceptsPanel(Container):
         )
 
     def _show(self, result) -> None:
-        labels, profiles, self.weights = result
-        session = self.state.session
+        labels, profiles, weights = result
         self.run_button.enabled = True
-        name = f"pathsae concepts ({self.method.value}, k={len(profiles)})"
-        data, kwargs, _ = tile_labels_layer(session, labels, name, "concepts")
-        if self.layer is not None and self.layer in self._viewer.layers:
-            self._viewer.layers.remove(self.layer)
-        self.layer = self._viewer.add_labels(data, **kwargs)
-        legend = concept_legend(profiles, labels, session.labels)
-        self.legend.setRowCount(len(legend))
-        for row, record in enumerate(legend.itertuples(index=False)):
-            swatch = QTableWidgetItem(str(record.concept))
-            swatch.setBackground(QColor.fromRgbF(*map(float, self.layer.get_color(record.concept))))
-            self.legend.setItem(row, 0, swatch)
-            self.legend.setItem(row, 1, QTableWidgetItem(str(record.tiles)))
-            self.legend.setItem(row, 2, QTableWidgetItem(record.top_features))
-        self.legend.resizeColumnsToContents()
-        self.status.value = f"{len(profiles)} concepts over {int((labels > 0).sum())} computed tiles"
+        self.state.set_concepts(Concepts(self.method.value, labels, profiles, weights))
+
+    def _concepts_changed(self) -> None:
+        """Fill the legend from the state's concepts (found here, or restored with the exploration)."""
+        concepts, session = self.state.concepts, self.state.session
+        self.weights = None if concepts is None else concepts.weights
+        layers = self.state.painter.layers_of("concepts") if session is not None else []
+        self.layer = layers[0] if layers else None
+        if concepts is None or self.layer is None:
+            self.legend.setRowCount(0)
+            return
+        legend = concept_legend(concepts.profiles, concepts.labels, session.labels)
+        records = legend.itertuples(index=False)
+        rows = [(int(r.concept), [str(r.concept), str(r.tiles), r.top_features]) for r in records]
+        fill_legend(self.legend, self.layer, rows)
+        computed = int((concepts.labels > 0).sum())
+        self.status.value = f"{len(concepts.profiles)} concepts ({concepts.method}) over {computed} computed tiles"

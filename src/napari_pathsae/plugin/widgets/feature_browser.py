@@ -1,10 +1,13 @@
 """Dock panel: the SAE's features as a sortable, searchable table; selecting rows paints them."""
 
+import contextlib
+
 import napari.viewer
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -17,13 +20,34 @@ from qtpy.QtWidgets import (
 
 from ...analysis.features import argmax_feature
 from ...errors import PathsaeError
-from ..heatmap_layers import tile_labels_layer
+from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
+from .label_legend import fill_legend, legend_table
 
 COLUMNS = ["feature", "label", "frequency", "max", "mean_active", "top_gene", "top_gene_r"]
-HEADERS = ["feature", "label", "freq", "max", "mean (active)", "top gene", "r"]
+HEADERS = ["feature", "label", "active in", "max", "mean when active", "top gene", "r (gene)"]
+HEADER_TIPS = [
+    "SAE feature number (click to paint it; Ctrl/Shift-click for several; PageDown/PageUp: next/previous)",
+    "your name for the feature (double-click to edit; saved beside the SAE)",
+    "fraction of computed tiles where the feature is active (> 0)",
+    "largest activation over the computed tiles (SAE activation, arbitrary units)",
+    "mean activation over the tiles where it is active",
+    "gene best correlated with the feature over the Visium spots (after Correlate in the Spots panel)",
+    "Pearson r between the feature (spot mean) and that gene over the spots",
+]
 LABEL_COLUMN = COLUMNS.index("label")
+#: While tiles arrive, the statistics are recomputed at most this often.
+STATS_REFRESH_MS = 2000
+#: The table keeps room for about eight rows however the docks are arranged.
+TABLE_MIN_PX = 180
+#: Rows of the argmax map's legend (the features that win the most tiles).
+ARGMAX_LEGEND_ROWS = 12
+
+
+NO_MODEL = "load a model in the Model panel"
+NO_SAE = "encoder loaded, no SAE yet: choose an SAE folder or train one in the Model panel"
+ARGMAX_LAYER = "pathsae argmax feature"
 
 
 class NumericItem(QTableWidgetItem):
@@ -51,28 +75,56 @@ class FeatureBrowser(QWidget):
         self.search = QLineEdit(placeholderText="search: feature number, label or gene")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(HEADERS)
+        for column, tip in enumerate(HEADER_TIPS):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(TABLE_MIN_PX)
+        self.search.setToolTip("type a feature number (f12), a label or a gene to filter the rows")
+        self.hide_dead = QCheckBox("Hide features never active")
+        self.hide_dead.setToolTip("hide features that fire on none of the computed tiles (dead latents)")
+        self.hide_dead.setChecked(True)
         self.refresh_button = QPushButton("Refresh statistics")
+        self.refresh_button.setToolTip("recompute the columns now (they also follow the computed tiles)")
         self.argmax_button = QPushButton("Argmax feature map")
-        self.summary = QLabel("load a model in the Model panel")
+        self.argmax_button.setToolTip("a map of each tile's strongest feature, with its legend below")
+        self.summary = QLabel(NO_MODEL)
+        self.summary.setWordWrap(True)
+        self.argmax_legend = legend_table(
+            ["argmax feature", "tiles"], ["colour of the feature in the argmax map", "tiles it wins"]
+        )
+        self.argmax_legend.setVisible(False)
+        self.argmax_legend.setMaximumHeight(160)
         buttons = QHBoxLayout()
         buttons.addWidget(self.refresh_button)
         buttons.addWidget(self.argmax_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.search)
+        layout.addWidget(self.hide_dead)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         layout.addWidget(self.summary)
+        layout.addWidget(self.argmax_legend)
         self._filling = False
+        self._dead: set[int] = set()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.setInterval(STATS_REFRESH_MS)
+        self._stats_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(self.apply_filter)
+        self.hide_dead.toggled.connect(lambda _: self.apply_filter(self.search.text()))
+        self.state.tiles_computed.connect(self._tiles_computed)
+        self.state.current_changed.connect(self._current_changed)
+        viewer.bind_key("PageDown", lambda _viewer: self.step(1), overwrite=True)
+        viewer.bind_key("PageUp", lambda _viewer: self.step(-1), overwrite=True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemChanged.connect(self._item_changed)
         self.refresh_button.clicked.connect(self.refresh)
         self.argmax_button.clicked.connect(self.add_argmax_layer)
         self.state.session_changed.connect(self.refresh)
+        self.state.selection_changed.connect(self._follow_selection)
         self.state.correlations_changed.connect(self.refresh)
         if self.state.session is not None:
             self.refresh()
@@ -81,8 +133,11 @@ class FeatureBrowser(QWidget):
         """Recompute the statistics over the tiles computed so far and refill the table."""
         session = self.state.session
         if session is None or not session.n_features:
+            self.table.setRowCount(0)
+            self.summary.setText(NO_MODEL if session is None else NO_SAE)
             return
         table = session.feature_table()
+        self._dead = set(table.feature[table.frequency <= 0].astype(int))
         selected = set(self.state.selected)
         self._filling = True
         self.table.setSortingEnabled(False)
@@ -106,22 +161,65 @@ class FeatureBrowser(QWidget):
         self._filling = False
         self.apply_filter(self.search.text())
         self._reselect(selected)
+        self._summarise()
+
+    def _summarise(self) -> None:
+        session = self.state.session
         computed = int(session.computer.activated().sum())
-        self.summary.setText(f"{session.n_features} features over {computed}/{session.computer.n_tiles} computed tiles")
+        dead = f"; {len(self._dead)} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
+        self.summary.setText(
+            f"{session.n_features} features over {computed}/{session.computer.n_tiles} computed tiles{dead}"
+        )
+
+    def _tiles_computed(self, _indices=None) -> None:
+        """The count moves at once; the statistics follow, at most every STATS_REFRESH_MS."""
+        session = self.state.session
+        if session is None or not session.n_features:
+            return
+        self._summarise()
+        if not self._stats_timer.isActive():
+            self._stats_timer.start()
 
     def feature_at(self, row: int) -> int:
         return int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
 
     def row_of(self, feature: int) -> int:
+        """The row showing ``feature`` (StopIteration when the table does not list it)."""
         return next(r for r in range(self.table.rowCount()) if self.feature_at(r) == feature)
 
     def apply_filter(self, text: str) -> None:
         text = text.strip().lower()
+        hide_dead = self.hide_dead.isChecked()
         for row in range(self.table.rowCount()):
             haystack = " ".join(
                 self.table.item(row, c).text().lower() for c in (0, LABEL_COLUMN, COLUMNS.index("top_gene"))
             )
-            self.table.setRowHidden(row, bool(text) and text not in haystack)
+            dead = hide_dead and self.feature_at(row) in self._dead
+            self.table.setRowHidden(row, dead or (bool(text) and text not in haystack))
+        if self.state.session is not None and self.state.session.n_features:
+            self._summarise()
+
+    def visible_features(self) -> list[int]:
+        """Features of the rows shown, in the table's order."""
+        return [self.feature_at(r) for r in range(self.table.rowCount()) if not self.table.isRowHidden(r)]
+
+    def step(self, direction: int) -> None:
+        """Paint the next (+1) or previous (-1) shown feature after the current one, alone."""
+        shown = self.visible_features()
+        if not shown:
+            return
+        current = self.state.current
+        position = shown.index(current) + direction if current in shown else (0 if direction > 0 else -1)
+        self.select_features([shown[position % len(shown)]])
+
+    def _current_changed(self, feature: int | None) -> None:
+        if feature is None or self._filling:
+            return
+        try:
+            row = self.row_of(feature)
+        except StopIteration:
+            return
+        self.table.scrollToItem(self.table.item(row, 0))
 
     def select_features(self, features: list[int]) -> None:
         """Select these rows (as a click would); their heatmaps are painted."""
@@ -129,7 +227,8 @@ class FeatureBrowser(QWidget):
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         for feature in features:
-            self.table.selectRow(self.row_of(feature))
+            with contextlib.suppress(StopIteration):  # a feature of another SAE, or not listed yet
+                self.table.selectRow(self.row_of(feature))
         self.table.setSelectionMode(mode)
 
     def _reselect(self, features: set[int]) -> None:
@@ -139,7 +238,18 @@ class FeatureBrowser(QWidget):
 
     def _selection_changed(self) -> None:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        self.state.select([self.feature_at(r) for r in rows])
+        current = self.table.currentRow()
+        features = [self.feature_at(r) for r in rows]
+        clicked = self.feature_at(current) if current in rows else None
+        self.state.select(features, current=clicked)
+
+    def _follow_selection(self, features: list[int]) -> None:
+        """Selections made elsewhere (ranked genes, predictions, restored sessions) show as selected rows."""
+        if sorted(features) != sorted(self._selected_rows_features()):
+            self._reselect(set(features))
+
+    def _selected_rows_features(self) -> list[int]:
+        return [self.feature_at(i.row()) for i in self.table.selectionModel().selectedRows()]
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._filling or item.column() != LABEL_COLUMN:
@@ -152,12 +262,20 @@ class FeatureBrowser(QWidget):
         self.state.labels_changed.emit()
 
     def add_argmax_layer(self):
-        """A Labels layer: each tile's strongest feature (label = feature + 1)."""
+        """A Labels layer of each tile's strongest feature; hovering names it, the legend lists the largest."""
         session = self.state.session
         if session is None or not session.n_features:
-            report_error(PathsaeError("load a model with an SAE first"))
+            report_error(PathsaeError(NO_SAE if session is not None else NO_MODEL))
             return None
-        data, kwargs, _ = tile_labels_layer(
-            session, argmax_feature(session.activations), "pathsae argmax feature", "argmax"
-        )
-        return self.viewer.add_labels(data, **kwargs)
+        labels = argmax_feature(session.activations)
+        names = {int(v): session.feature_name(int(v) - 1) for v in np.unique(labels[labels > 0])}
+        data, kwargs, _ = tile_labels_layer(session, labels, ARGMAX_LAYER, "argmax", "feature", names)
+        if ARGMAX_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(ARGMAX_LAYER)
+        layer = self.viewer.add_labels(data, **kwargs)
+        show_legend(layer, colorbar=False)
+        counts = kwargs["features"].sort_values("tiles", ascending=False).head(ARGMAX_LEGEND_ROWS)
+        rows = [(int(r.index), [r.feature, str(r.tiles)]) for r in counts.itertuples(index=False)]
+        fill_legend(self.argmax_legend, layer, rows)
+        self.argmax_legend.setVisible(True)
+        return layer

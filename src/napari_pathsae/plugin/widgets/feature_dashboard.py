@@ -4,7 +4,7 @@ import napari.viewer
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
@@ -20,6 +20,9 @@ from ..viewport_worker import camera_of, visible_world_box
 
 GALLERY_TILES = 12
 THUMBNAIL_PX = 96
+#: While tiles arrive, the dashboard is redrawn at most this often.
+REDRAW_MS = 2000
+TARGET_LAYER = "pathsae target tile"
 
 
 def pixmap_of(tile: np.ndarray) -> QPixmap:
@@ -29,45 +32,71 @@ def pixmap_of(tile: np.ndarray) -> QPixmap:
 
 
 class FeatureDashboard(QWidget):
-    """Follows the first selected feature of the feature browser."""
+    """Follows the current feature: the one last clicked in the feature browser (or selected elsewhere)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
         self.state = state_for(viewer)
         self.title = QLabel("select a feature in the feature browser")
+        self.title.setWordWrap(True)
         self.gallery = QListWidget()
+        self.gallery.setToolTip("tiles where the feature is strongest, with their activation; click one to go there")
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
         self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.gallery.setMinimumHeight(2 * THUMBNAIL_PX + 40)
+        self.gallery.setMinimumHeight(THUMBNAIL_PX + 40)
         self.figure = Figure(figsize=(4, 4.5), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(320)
+        self.canvas.setMinimumHeight(220)
+        self.canvas.setToolTip("top: how often each activation occurs; bottom: genes correlated with the feature")
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(QLabel("Top-activating tiles (click to go there)"))
         layout.addWidget(self.gallery)
         layout.addWidget(self.canvas)
         self.patch_button = QPushButton("Paint at patch-token resolution (tiles in view)")
+        self.patch_button.setToolTip("the feature on each ViT patch token (needs a store made with patch tokens)")
         layout.addWidget(self.patch_button)
         self.patch_button.clicked.connect(self.paint_patches)
         self.feature: int | None = None
         self.tiles: np.ndarray = np.empty(0, int)
         self.gallery.itemClicked.connect(self._go_to_item)
-        self.state.selection_changed.connect(self.show_features)
-        self.state.correlations_changed.connect(lambda: self.show_features(self.state.selected))
-        self.state.labels_changed.connect(lambda: self.show_features(self.state.selected))
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
+        self.state.current_changed.connect(self.show_feature)
+        self.state.session_changed.connect(lambda: self.show_feature(None))
+        self.state.correlations_changed.connect(self.redraw)
+        self.state.labels_changed.connect(self.redraw)
+        self.state.tiles_computed.connect(lambda _: self._redraw_timer.isActive() or self._redraw_timer.start())
+        self.show_feature(self.state.current)
+
+    def redraw(self) -> None:
+        self.show_feature(self.state.current)
 
     def show_features(self, features: list[int]) -> None:
+        """The first of ``features`` (scripts; the panel itself follows the current feature)."""
+        self.show_feature(features[0] if features else None)
+
+    def show_feature(self, feature: int | None) -> None:
         session = self.state.session
-        if session is None or not features:
+        if session is None or not session.n_features or feature is None:
+            self.feature, self.tiles = None, np.empty(0, int)
+            self.gallery.clear()
+            self.figure.clear()
+            self.canvas.draw_idle()
+            self.title.setText("select a feature in the feature browser" if session is not None and session.n_features
+                               else "load a model with an SAE (Model panel)")  # fmt: skip
             return
-        self.feature = feature = features[0]
+        self.feature = feature
         values = session.feature_values(feature)
         self.tiles = top_tiles(values, GALLERY_TILES)
-        active = np.mean(values[np.isfinite(values)] > 0)
-        self.title.setText(f"<b>{session.feature_name(feature)}</b>: active in {active:.1%} of computed tiles")
+        computed = values[np.isfinite(values)]
+        active = f"active in {np.mean(computed > 0):.1%} of {len(computed)} computed tiles" if len(computed) else (
+            "no tile computed yet")  # fmt: skip
+        self.title.setText(f"<b>{session.feature_name(feature)}</b>: {active}")
         self.gallery.clear()
         if len(self.tiles):
             computer = session.computer
@@ -75,6 +104,8 @@ class FeatureDashboard(QWidget):
         self._plot(values)
 
     def _fill_gallery(self, pixels: np.ndarray) -> None:
+        if self.feature is None or len(pixels) != len(self.tiles):
+            return  # the feature changed while the tiles were read
         values = self.state.session.feature_values(self.feature)
         self.gallery.clear()
         for index, tile in zip(self.tiles, pixels, strict=True):
@@ -87,9 +118,17 @@ class FeatureDashboard(QWidget):
         self.figure.clear()
         hist = self.figure.add_subplot(2, 1, 1)
         finite = values[np.isfinite(values)]
-        hist.hist(finite[finite > 0], bins=40, color="tab:orange")
-        hist.set_yscale("log")
-        hist.set_title(f"activation over {len(finite)} tiles ({int((finite <= 0).sum())} at 0 not shown)", fontsize=9)
+        if (finite > 0).any():
+            hist.hist(finite[finite > 0], bins=40, color="tab:orange")
+            hist.set_yscale("log")
+            hist.set_xlabel("SAE activation", fontsize=8)
+            hist.set_ylabel("tiles", fontsize=8)
+            hist.set_title(
+                f"activation over {len(finite)} tiles ({int((finite <= 0).sum())} at 0 not shown)", fontsize=9
+            )
+        else:
+            hist.text(0.5, 0.5, "never active on the computed tiles", ha="center", va="center", fontsize=9)
+            hist.set_axis_off()
         genes = self.figure.add_subplot(2, 1, 2)
         if session.correlations is not None:
             ranked = session.genes_for_feature(self.feature, 10)
@@ -97,14 +136,13 @@ class FeatureDashboard(QWidget):
             genes.set_xlabel("Pearson r over spots", fontsize=9)
             genes.tick_params(labelsize=8)
         else:
-            genes.text(
-                0.5,
-                0.5,
-                "genes: load Visium spots and press\n'Correlate' in the Spots panel",
-                ha="center",
-                va="center",
-                fontsize=9,
-            )
+            if session.sample is not None:
+                hint = "genes: press 'Correlate features with genes'\nin the Spots panel"
+            elif any(layer.metadata.get("pathsae", {}).get("kind") == "spots" for layer in self.viewer.layers):
+                hint = "genes: load the model with the Visium spots\nlayer (Model panel), then Correlate"
+            else:
+                hint = "genes: no Visium spots are open for this slide"
+            genes.text(0.5, 0.5, hint, ha="center", va="center", fontsize=9)
             genes.set_axis_off()
         self.canvas.draw_idle()
 
@@ -129,12 +167,28 @@ class FeatureDashboard(QWidget):
         self.go_to_tile(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def go_to_tile(self, index: int) -> None:
-        """Centre the camera on a tile and zoom to show a few tiles around it."""
-        placement = self.state.session.placement
-        box = placement.tile_box_world(self.state.session.grid_index[[index]])[0]
+        """Centre the camera on a tile, zoom to show a few tiles around it, and outline it."""
+        session = self.state.session
+        box = session.placement.tile_box_world(session.grid_index[[index]])[0]
         camera = camera_of(self.viewer)
         camera.center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         camera.zoom = canvas_width(self.viewer) / (5 * (box[2] - box[0]))
+        self.outline_tile(box)
+
+    def outline_tile(self, box: np.ndarray) -> None:
+        """A white frame around the tile the gallery jumped to (one layer, moved each time)."""
+        rectangle = np.array([[box[0], box[1]], [box[2], box[3]]])
+        edge = (box[2] - box[0]) * 0.06
+        if TARGET_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[TARGET_LAYER]
+            layer.data = [rectangle]
+        else:
+            layer = self.viewer.add_shapes(
+                [rectangle], shape_type="rectangle", name=TARGET_LAYER, edge_color="white",
+                face_color="transparent", edge_width=edge, units=self.state.session.world_units,
+                metadata={"pathsae": {"kind": "target"}},
+            )  # fmt: skip
+        layer.visible = True
 
 
 def canvas_width(viewer) -> float:

@@ -19,20 +19,22 @@ from magicgui.widgets import (
 from napari.utils import progress as napari_progress
 
 from ...encoders import PRESETS
-from ...errors import PathsaeError
+from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
-from ...pipeline import EmbedOptions, train_to_folder
+from ...pipeline import EmbedOptions
+from ...sae.train import SECTION_DEFAULTS, TrainOptions
 from ...session import ExplorerSession
 from ...tiles import TileGeometry
-from ..background import run_in_background
+from .. import exploration_io
+from ..background import on_gui_thread, run_in_background
 from ..notify import report_error
 from ..state import state_for
-from .fields import chosen_path
+from .fields import chosen_path, compact
 
 NONE = "(none)"
 
 
-class TrainingCancelled(PathsaeError):
+class TrainingCancelled(Cancelled):
     pass
 
 
@@ -43,48 +45,92 @@ def default_store_path(slide_path: str, encoder_spec: str) -> Path:
     return path.with_name(f"{path.stem}.{slug}.zarr")
 
 
+#: Height the Model panel can shrink to (it scrolls).
+SCROLLED_MIN_PX = 240
+
+
 class ModelPanel(Container):
     """Slide + encoder + SAE → a session; viewport/whole-slide inference; SAE training with cancel."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.state = state_for(viewer)
-        self.slide_layer = ComboBox(label="Slide layer", choices=self._slide_layers)
-        self.spots_layer = ComboBox(label="Visium spots", choices=self._spots_layers)
+        self.slide_layer = ComboBox(label="Slide layer", choices=self._slide_layers, tooltip="the slide to compute")
+        self.spots_layer = ComboBox(
+            label="Visium spots", choices=self._spots_layers, tooltip="spots of the same section (genes, predictions)"
+        )
         self.encoder = LineEdit(
             label="Encoder",
             value="vit_small_patch16_224",
-            tooltip="preset (" + ", ".join(PRESETS) + "), timm name, hf-hub:…",
+            tooltip="foundation model: a preset (" + ", ".join(PRESETS) + "), a timm name or hf-hub:ORG/NAME",
         )
-        self.sae_dir = FileEdit(label="SAE folder", mode="d", nullable=True)
+        self.sae_dir = FileEdit(
+            label="SAE folder", mode="d", nullable=True, tooltip="a trained SAE (SAELens layout); blank: train below"
+        )
         self.store = FileEdit(
-            label="Store", mode="w", nullable=True, tooltip="blank: <slide>.<encoder>.zarr beside the slide"
+            label="Store", mode="w", nullable=True,
+            tooltip="where embeddings and activations are cached; blank: <slide>.<encoder>.zarr beside the slide",
+        )  # fmt: skip
+        self.tile_um = FloatSpinBox(
+            label="Tile µm", value=112.0, min=8.0, max=2048.0, step=8.0, tooltip="side of one tile on the tissue"
         )
-        self.tile_um = FloatSpinBox(label="Tile µm", value=112.0, min=8.0, max=2048.0, step=8.0)
-        self.patch_tokens = CheckBox(text="Store patch tokens (patch-level heatmaps)", value=False)
-        self.device = ComboBox(label="Device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        self.load_button = PushButton(text="Load model")
-        self.model_info = Label(value="no model loaded")
-        self.follow_view = CheckBox(text="Compute tiles in view", value=True)
-        self.whole_slide_button = PushButton(text="Compute whole slide")
-        self.cancel_slide_button = PushButton(text="Cancel whole-slide run")
-        self.arch = ComboBox(label="Train: SAE", choices=["topk", "batchtopk", "jumprelu", "relu"], value="topk")
-        self.expansion = SpinBox(label="Expansion", value=8, min=1, max=64)
-        self.k = SpinBox(label="k", value=32, min=1, max=4096)
-        self.train_output = FileEdit(label="Save SAE to", mode="d", nullable=True)
-        self.train_button = PushButton(text="Train SAE on this slide")
-        self.cancel_train_button = PushButton(text="Cancel training")
-        self.train_progress = ProgressBar(value=0, min=0, max=1000, label="Training")
-        self.status = Label(value="")
+        self.patch_tokens = CheckBox(
+            text="Store patch tokens (patch-level heatmaps)", value=False,
+            tooltip="also keep each tile's ViT patch tokens (~150 KB a tile) for patch-resolution heatmaps",
+        )  # fmt: skip
+        self.device = ComboBox(
+            label="Device", choices=["auto", "cpu", "cuda", "mps"], value="auto", tooltip="auto: a GPU when present"
+        )
+        self.load_button = PushButton(text="Load model", tooltip="load the encoder (and SAE) and open the store")
+        self.model_info = Label(value="no model loaded", tooltip="the encoder, its weights and the SAE in use")
+        self.follow_view = CheckBox(
+            text="Compute tiles in view", value=True, tooltip="compute the tiles the camera shows as you pan"
+        )
+        self.whole_slide_button = PushButton(text="Compute whole slide", tooltip="compute every tissue tile")
+        self.cancel_slide_button = PushButton(
+            text="Cancel whole-slide run", tooltip="stop; tiles computed so far stay in the store"
+        )
+        self.arch = ComboBox(
+            label="Train: SAE", choices=["topk", "batchtopk", "jumprelu", "relu"], value=SECTION_DEFAULTS["arch"],
+            tooltip="SAE architecture: topk keeps the k largest latents of each tile",
+        )  # fmt: skip
+        self.expansion = SpinBox(
+            label="Expansion", value=SECTION_DEFAULTS["expansion"], min=1, max=64,
+            tooltip="SAE features per embedding dimension",
+        )  # fmt: skip
+        self.k = SpinBox(
+            label="k", value=SECTION_DEFAULTS["k"], min=1, max=4096, tooltip="active features a tile (topk)"
+        )
+        self.train_output = FileEdit(
+            label="Save SAE to", mode="d", nullable=True,
+            tooltip="a new folder; blank: <store>.<arch>-x<expansion>-k<k> beside the store (never overwritten)",
+        )  # fmt: skip
+        self.train_button = PushButton(text="Train SAE on this slide", tooltip="train on this slide's embeddings")
+        self.cancel_train_button = PushButton(text="Cancel training", tooltip="stop; no SAE is saved")
+        self.train_progress = ProgressBar(value=0, min=0, max=1000, label="Training", tooltip="training steps done")
+        self.save_button = PushButton(
+            text="Save exploration",
+            tooltip="save selection, correlations, concepts, regions, camera and layer settings beside the store "
+            "(also done when the window closes; restored when this slide, store and SAE are loaded again)",
+        )
+        self.status = Label(value="", tooltip="what the panel is doing")
+        for label in (self.model_info, self.status):
+            label.native.setWordWrap(True)
+        for combo in (self.slide_layer, self.spots_layer):
+            compact(combo)
         super().__init__(
             widgets=[
                 self.slide_layer, self.spots_layer, self.encoder, self.sae_dir, self.store, self.tile_um,
                 self.patch_tokens, self.device, self.load_button, self.model_info, self.follow_view,
                 self.whole_slide_button, self.cancel_slide_button, self.arch, self.expansion, self.k,
-                self.train_output, self.train_button, self.cancel_train_button, self.train_progress, self.status,
-            ]
+                self.train_output, self.train_button, self.cancel_train_button, self.train_progress,
+                self.save_button, self.status,
+            ],
+            scrollable=True,  # a long panel scrolls instead of stretching the window past the screen
         )  # fmt: skip
-        self._cancel_training = False
+        self.native.setMinimumHeight(SCROLLED_MIN_PX)  # it scrolls: the tabs under the browser fit a 1080 px screen
+        self._training = False
+        self._train_after_slide: tuple | None = None  # (output, options) waiting for the whole slide
         self._slide_progress = None
         self.load_button.changed.connect(self.load)
         self.follow_view.changed.connect(self._follow_changed)
@@ -92,8 +138,12 @@ class ModelPanel(Container):
         self.cancel_slide_button.changed.connect(self.cancel_whole_slide)
         self.train_button.changed.connect(self.train)
         self.cancel_train_button.changed.connect(self.cancel_training)
-        viewer.layers.events.inserted.connect(lambda _: self.reset_choices())
-        viewer.layers.events.removed.connect(lambda _: self.reset_choices())
+        self.save_button.changed.connect(self.save_exploration)
+        self.state.tiles_computed.connect(self._tiles_computed)
+        self.state.whole_slide_progress.connect(self._slide_progressed)
+        viewer.layers.events.inserted.connect(lambda _: self._layers_changed())
+        viewer.layers.events.removed.connect(lambda _: self._layers_changed())
+        self._layers_changed()
 
     # --- choices ------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list:
@@ -105,8 +155,15 @@ class ModelPanel(Container):
     def _spots_layers(self, _=None) -> list[str]:
         return [NONE] + [layer.name for layer in self._layers_of("spots")]
 
+    def _layers_changed(self) -> None:
+        self.reset_choices()
+        spots = self._spots_layers()[1:]
+        if self.spots_layer.value in (None, NONE) and len(spots) == 1:
+            self.spots_layer.value = spots[0]  # the only spots layer is the one meant
+
     # --- loading ------------------------------------------------------------------------------
     def _load_arguments(self) -> dict:
+        self._layers_changed()  # layers may have been renamed (spots are named after what they show)
         if self.slide_layer.value in (None, NONE):
             raise PathsaeError("open a slide first (Open slide / Visium panel)")
         meta = self._viewer.layers[self.slide_layer.value].metadata["pathsae"]
@@ -156,11 +213,31 @@ class ModelPanel(Container):
     def _loaded(self, session: ExplorerSession) -> None:
         self.load_button.enabled = True
         self.state.set_session(session)
-        self.state.worker.whole_slide_progress.connect(self._slide_progressed)
         self.model_info.value = describe(session)
         self.status.value = f"store: {session.store.path}"
+        self._update_train_button()
         if session.n_features:
+            self._restore_exploration()
             self._follow_changed(self.follow_view.value)
+
+    def _restore_exploration(self) -> None:
+        try:
+            if exploration_io.restore(self.state):
+                self.status.value = f"exploration restored from beside {self.state.session.store.path.name}"
+        except PathsaeError as exc:
+            self._fail(exc)
+
+    def save_exploration(self):
+        """Save the exploration beside the store; returns its folder (None when there is nothing to save)."""
+        try:
+            if self.state.session is None or not self.state.session.n_features:
+                raise PathsaeError("load a model with an SAE first: an exploration is saved per SAE")
+            folder = exploration_io.save(self.state)
+        except PathsaeError as exc:
+            self._fail(exc)
+            return None
+        self.status.value = f"exploration saved to {folder}"
+        return folder
 
     def _fail(self, exc: Exception, reported: bool = False) -> None:
         self.load_button.enabled = True
@@ -173,79 +250,142 @@ class ModelPanel(Container):
         if self.state.worker is not None:
             self.state.worker.follow_view(bool(on))
 
-    def compute_whole_slide(self) -> None:
+    def _tiles_computed(self, _indices=None) -> None:
+        session = self.state.session
+        if session is not None:
+            self.model_info.value = describe(session)  # the computed count moves as tiles arrive
+            self._update_train_button()
+
+    def compute_whole_slide(self) -> int:
+        """Queue every tile not computed yet; returns how many."""
         if self.state.worker is None:
             report_error(PathsaeError("load a model first"))
-            return
+            return 0
         total = self.state.worker.compute_whole_slide()
+        self._close_slide_progress(None)
         if total == 0:
             self.status.value = "every tile is computed"
-            return
+            self._whole_slide_done()
+            return 0
         self._slide_progress = napari_progress(total=total, desc="pathsae: whole slide")
+        self.status.value = f"whole slide: 0/{total} tiles"
+        return total
 
     def cancel_whole_slide(self) -> None:
         if self.state.worker is not None:
             self.state.worker.cancel_whole_slide()
+        self._train_after_slide = None
         self._close_slide_progress("whole-slide run cancelled; computed tiles are kept in the store")
 
     def _slide_progressed(self, done: int, total: int) -> None:
-        if self._slide_progress is not None:
-            self._slide_progress.n = done
-            self._slide_progress.refresh()
+        if self._slide_progress is None:
+            return  # a run already closed (cancelled, or replaced by a new one)
+        self._slide_progress.n = done
+        self._slide_progress.refresh()
         self.status.value = f"whole slide: {done}/{total} tiles"
         if done >= total:
             self._close_slide_progress(f"whole slide done: {total} tiles computed")
+            self._whole_slide_done()
 
-    def _close_slide_progress(self, message: str) -> None:
+    def _close_slide_progress(self, message: str | None) -> None:
         if self._slide_progress is not None:
             self._slide_progress.close()
             self._slide_progress = None
+        if message:
             self.status.value = message
 
-    # --- training -----------------------------------------------------------------------------
-    def train(self):
-        """Train an SAE on this slide's store (every tile must be computed) on a worker thread."""
-        from ...sae.train import TrainOptions
+    def _whole_slide_done(self) -> None:
+        if self._train_after_slide is not None:
+            output, options = self._train_after_slide
+            self._train_after_slide = None
+            self._start_training(output, options)
 
+    # --- training -----------------------------------------------------------------------------
+    def _missing_embeddings(self) -> int:
         session = self.state.session
+        return 0 if session is None else int((~session.computer.embedded).sum())
+
+    def _update_train_button(self) -> None:
+        missing = self._missing_embeddings()
+        self.train_button.text = (
+            f"Compute {missing} missing tiles, then train" if missing else "Train SAE on this slide"
+        )
+
+    def _train_options(self) -> TrainOptions:
+        return TrainOptions.for_section(
+            self.state.session.computer.n_tiles, arch=self.arch.value, expansion=self.expansion.value, k=self.k.value
+        )
+
+    def _train_output(self) -> Path:
+        session = self.state.session
+        chosen = chosen_path(self.train_output)
+        if chosen is None:
+            return session.fresh_sae_folder(f"{self.arch.value}-x{self.expansion.value}-k{self.k.value}")
+        if Path(chosen).exists():
+            raise PathsaeError(f"{chosen} exists; choose a new folder for the SAE (nothing is overwritten)")
+        return Path(chosen)
+
+    def train(self):
+        """Train an SAE on this slide's embeddings on a worker thread; missing tiles are computed first."""
         try:
-            if session is None:
+            if self.state.session is None:
                 raise PathsaeError("load a model first")
-            if len(session.missing(None)) and not session.store.complete:
-                raise PathsaeError("compute the whole slide before training (its embeddings are the training data)")
-            if chosen_path(self.train_output) is None:
-                raise PathsaeError("choose a folder to save the SAE to")
+            if self._training or self._train_after_slide is not None:
+                raise PathsaeError("training is already running")
+            output, options = self._train_output(), self._train_options()
         except PathsaeError as exc:
             self._fail(exc)
             return None
-        output = Path(self.train_output.value)
-        options = TrainOptions(arch=self.arch.value, expansion=self.expansion.value, k=self.k.value)
-        self._cancel_training = False
+        self.state.cancel_training.clear()
+        missing = self._missing_embeddings()
+        if missing:
+            self._train_after_slide = (output, options)
+            self.compute_whole_slide()
+            self.status.value = f"computing the {missing} missing tiles first; training follows"
+            return None
+        return self._start_training(output, options)
+
+    def _start_training(self, output: Path, options):
+        session = self.state.session
+        self._training = True
         self.train_button.enabled = False
         self.train_progress.value = 0
+        self.status.value = f"training {options.arch} x{options.expansion} on {session.computer.n_tiles} tiles…"
+        show_progress = on_gui_thread(self._training_progressed)
 
-        def progress(step: int, steps: int, _metrics: dict) -> None:
-            if self._cancel_training:
+        def progress(step: int, steps: int, _metrics: dict) -> None:  # runs on the worker thread
+            if self.state.cancel_training.is_set():
                 raise TrainingCancelled("training cancelled; no SAE was saved")
-            self.train_progress.value = int(1000 * step / steps)
+            show_progress(step, steps)
 
         def finished(metrics: dict) -> None:
-            self.train_button.enabled = True
+            self._training_ended()
             self.train_progress.value = 1000
-            self.status.value = f"trained: FVU {metrics.get('fvu', float('nan')):.3f}, L0 {metrics.get('l0', 0):.1f}"
             self.sae_dir.value = output
-            run_in_background(session.attach_sae, output, on_done=lambda _: self._loaded(session))
+            self._loaded(session)
+            self.status.value = training_summary(output, metrics)
 
         def failed(exc: Exception) -> None:
-            self.train_button.enabled = True
+            self._training_ended()
             self.status.value = str(exc)
 
-        return run_in_background(
-            train_to_folder, [session.store.path], output, options, progress, on_done=finished, on_error=failed
-        )
+        return run_in_background(session.train_sae, output, options, progress, on_done=finished, on_error=failed)
+
+    def _training_progressed(self, step: int, steps: int) -> None:
+        if self._training:
+            self.train_progress.value = int(1000 * step / steps)
+
+    def _training_ended(self) -> None:
+        self._training = False
+        self.train_button.enabled = True
+        self._update_train_button()
 
     def cancel_training(self) -> None:
-        self._cancel_training = True
+        """Stop training at its next step, or the whole-slide run it was waiting for."""
+        if self._train_after_slide is not None:
+            self.cancel_whole_slide()
+            self.status.value = "training cancelled before it started; computed tiles are kept"
+        self.state.cancel_training.set()
 
 
 def _open_session(arguments: dict) -> ExplorerSession:
@@ -266,10 +406,24 @@ def _open_session(arguments: dict) -> ExplorerSession:
     return session
 
 
+def training_summary(output: Path, metrics: dict) -> str:
+    """One line on what training produced and where it is."""
+    nan = float("nan")
+    return (
+        f"trained {output.name}: {metrics.get('d_sae', 0)} features, FVU {metrics.get('fvu', nan):.3f}, "
+        f"L0 {metrics.get('l0', 0):.1f}, {metrics.get('dead_fraction', nan):.0%} never active "
+        f"({metrics.get('seconds', 0):.0f} s); saved to {output}"
+    )
+
+
 def describe(session: ExplorerSession) -> str:
     """Device, dtype, real or random weights, SAE width: what the user must know about the model."""
     encoder = session.computer.encoder
     weights = "RANDOM weights (not a trained encoder)" if encoder.random_init else "pretrained weights"
     sae = f"SAE {session.computer.sae_name}: {session.n_features} features" if session.n_features else "no SAE yet"
     dtype = str(encoder.dtype).removeprefix("torch.")
-    return f"{encoder.spec} on {encoder.device} ({dtype}), {weights}; {sae}; {session.computer.n_tiles} tiles"
+    computed = int(session.computer.embedded.sum())
+    return (
+        f"{encoder.spec} on {encoder.device} ({dtype}), {weights}; {sae}; "
+        f"{computed}/{session.computer.n_tiles} tiles computed"
+    )

@@ -14,13 +14,24 @@ class OpenSampleWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
-        self.slide = FileEdit(label="Slide", mode="r", nullable=True)
-        self.visium = FileEdit(label="Visium folder", mode="d", nullable=True)
-        self.visium_h5ad = FileEdit(label="or .h5ad", mode="r", filter="*.h5ad", nullable=True)
-        self.mpp = FloatSpinBox(label="µm/px (0: metadata)", min=0.0, max=50.0, step=0.001, value=0.0)
+        self.slide = FileEdit(
+            label="Slide", mode="r", nullable=True,
+            tooltip="whole-slide image (SVS, TIFF, NDPI…) or, for Visium, the full-resolution image",
+        )  # fmt: skip
+        self.visium = FileEdit(
+            label="Visium folder", mode="d", nullable=True, tooltip="Space Ranger outs/ of the section (optional)"
+        )
+        self.visium_h5ad = FileEdit(
+            label="or .h5ad", mode="r", filter="*.h5ad", nullable=True, tooltip="a spatial AnnData instead of outs/"
+        )
+        self.mpp = FloatSpinBox(
+            label="µm/px (0: metadata)", min=0.0, max=50.0, step=0.001, value=0.0,
+            tooltip="the slide's micrometres per pixel when its file does not say (0: read it from the file)",
+        )  # fmt: skip
         self.genes = LineEdit(label="Genes", tooltip="comma-separated genes to colour spots by")
-        self.open_button = PushButton(text="Open")
-        self.status = Label(value="")
+        self.open_button = PushButton(text="Open", tooltip="add the slide (and spots) as layers")
+        self.status = Label(value="", tooltip="what was opened")
+        self.status.native.setWordWrap(True)
         super().__init__(
             widgets=[
                 self.slide,
@@ -52,5 +63,6 @@ class OpenSampleWidget(Container):
         units = "µm" if first.get("world_mpp") else "px (µm/px unknown)"
         self.status.value = f"opened {len(layers)} layer(s); world units: {units}"
         if added:
+            self._viewer.scale_bar.visible = True  # µm when the resolution is known
             self._viewer.reset_view()
         return added

@@ -9,11 +9,10 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 from ...errors import PathsaeError
 from ...export import FORMATS, export_spots, export_tiles, region_mask
 from ..background import run_in_background
+from ..exploration_io import add_region_layer
 from ..notify import report_error
 from ..state import state_for
-from .fields import chosen_path
-
-REGION_LAYER = "pathsae region"
+from .fields import chosen_path, compact
 
 
 def shapes_to_polygon(shapes_data: list[np.ndarray], world_per_px: float):
@@ -49,16 +48,30 @@ class RegionExport(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.state = state_for(viewer)
-        self.shapes = ComboBox(label="Region layer", choices=self._shape_layers)
-        self.new_region = PushButton(text="New region layer (draw a rectangle)")
-        self.output = FileEdit(label="Save to", mode="w", filter="*.csv *.parquet *.h5ad", nullable=True)
-        self.format = ComboBox(label="Format", choices=list(FORMATS), value=".csv")
-        self.export_button = PushButton(text="Export region")
-        self.status = Label(value="")
+        self.shapes = ComboBox(
+            label="Region layer", choices=self._shape_layers, tooltip="the Shapes layer whose shapes make the region"
+        )
+        self.new_region = PushButton(
+            text="New region layer (draw a rectangle)", tooltip="add a Shapes layer in rectangle mode; drag"
+        )
+        self.output = FileEdit(
+            label="Save to", mode="w", filter="*.csv *.parquet *.h5ad", nullable=True,
+            tooltip="the tile table; with Visium, <name>_spots beside it. The format follows the suffix",
+        )  # fmt: skip
+        self.format = ComboBox(
+            label="Format", choices=list(FORMATS), value=".csv", tooltip="used when the file name has no suffix"
+        )
+        self.export_button = PushButton(
+            text="Export region", tooltip="compute the region's missing tiles, then write its activations"
+        )
+        self.status = Label(value="", tooltip="what the export did")
+        self.status.native.setWordWrap(True)
+        compact(self.shapes)
         super().__init__(
             widgets=[self.shapes, self.new_region, self.output, self.format, self.export_button, self.status]
         )
         self.new_region.changed.connect(self.add_region_layer)
+        self.output.changed.connect(self._output_changed)
         self.export_button.changed.connect(self.export)
         viewer.layers.events.inserted.connect(lambda _: self.reset_choices())
         viewer.layers.events.removed.connect(lambda _: self.reset_choices())
@@ -68,19 +81,27 @@ class RegionExport(Container):
 
     def add_region_layer(self):
         units = self.state.session.world_units if self.state.session is not None else "pixel"
-        layer = self._viewer.add_shapes(
-            name=REGION_LAYER, edge_color="cyan", face_color="transparent", edge_width=20, units=units
-        )
-        layer.mode = "add_rectangle"
+        layer = add_region_layer(self._viewer, units)
         self.shapes.value = layer.name
         return layer
+
+    def _output_changed(self, _=None) -> None:
+        """The Format box follows the suffix typed or picked."""
+        suffix = Path(str(self.output.value)).suffix.lower()
+        if suffix in FORMATS:
+            self.format.value = suffix
 
     def _target(self) -> Path:
         if chosen_path(self.output) is None:
             raise PathsaeError("choose a file to save to")
         path = Path(self.output.value)
-        if path.suffix.lower() not in FORMATS:
-            path = path.with_suffix(self.format.value)
+        suffix = path.suffix.lower()
+        if not suffix:
+            return path.with_suffix(self.format.value)
+        if suffix not in FORMATS:
+            raise PathsaeError(f"cannot write {suffix} files; name the file .csv, .parquet or .h5ad")
+        if suffix != self.format.value:
+            raise PathsaeError(f"the file name says {suffix} but Format says {self.format.value}; make them agree")
         return path
 
     def export(self):

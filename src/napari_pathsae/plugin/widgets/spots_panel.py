@@ -32,18 +32,34 @@ class SpotsPanel(QWidget):
         self.viewer = viewer
         self.state = state_for(viewer)
         self.gene = QLineEdit(placeholderText="gene symbol, e.g. ERBB2")
+        self.gene.setToolTip("a gene of the sample (Enter: colour the spots by it and rank the features)")
         self.colour_gene_button = QPushButton("Colour spots by gene")
-        self.colour_feature_button = QPushButton("Colour spots by selected feature")
+        self.colour_gene_button.setToolTip("spots coloured by the gene's counts")
+        self.colour_feature_button = QPushButton("Colour spots by current feature")
+        self.colour_feature_button.setToolTip("spots coloured by the feature's mean activation over each spot")
         self.correlate_button = QPushButton("Correlate features with genes")
+        self.correlate_button.setToolTip("Pearson and Spearman r of every feature with the 2,000 most variable genes")
         self.predict_button = QPushButton("Predict gene from features (held-out)")
+        self.predict_button.setToolTip(
+            "ridge regression of the gene on the features over 5 spatially blocked folds; spots show the prediction"
+        )
         self.status = QLabel("")
+        self.status.setWordWrap(True)
         self.ranked = QTableWidget(0, 4)
         self.ranked.setHorizontalHeaderLabels(["feature/gene", "r", "q", "spearman r"])
+        tips = [
+            "features ranked for the gene, or genes ranked for the feature (click a row to follow it)",
+            "Pearson r over the spots (feature: spot-mean activation; gene: log1p counts per 10k)",
+            "Benjamini-Hochberg q of r (spots treated as independent: optimistic on spatial data)",
+            "Spearman rank correlation over the spots",
+        ]
+        for column, tip in enumerate(tips):
+            self.ranked.horizontalHeaderItem(column).setToolTip(tip)
         self.ranked.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.ranked.verticalHeader().setVisible(False)
         self.figure = Figure(figsize=(4, 3), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(240)
+        self.canvas.setMinimumHeight(200)
         row = QHBoxLayout()
         row.addWidget(self.colour_gene_button)
         row.addWidget(self.colour_feature_button)
@@ -63,7 +79,7 @@ class SpotsPanel(QWidget):
         self.predict_button.clicked.connect(self.predict)
         self.ranked.cellClicked.connect(self._row_clicked)
         self.state.session_changed.connect(self._session_changed)
-        self.state.selection_changed.connect(lambda f: self._guarded(self.show_feature, f[0]) if f else None)
+        self.state.current_changed.connect(self._current_changed)
         self.state.correlations_changed.connect(self._correlated)
         self._showing = ""  # "gene" or "feature"
         self._session_changed()
@@ -91,37 +107,48 @@ class SpotsPanel(QWidget):
                 return layer
         raise PathsaeError("the spots layer was removed; open the Visium sample again")
 
+    def _current_changed(self, feature: int | None) -> None:
+        if self.state.session is None or self.state.session.sample is None:
+            return
+        if feature is None:
+            self._clear_plot("select a feature in the feature browser")
+            return
+        self._guarded(self.show_feature, feature)
+
+    def _clear_plot(self, message: str) -> None:
+        self.figure.clear()
+        axes = self.figure.add_subplot(1, 1, 1)
+        axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=9)
+        axes.set_axis_off()
+        self.canvas.draw_idle()
+
     def _session_changed(self) -> None:
         session = self.state.session
+        self.ranked.setRowCount(0)
+        self._clear_plot("")
         if session is not None and session.sample is not None:
             completer = QCompleter(list(map(str, session.sample.adata.var_names)))
             completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
             self.gene.setCompleter(completer)
 
     # --- colouring ----------------------------------------------------------------------------
-    def _colour(self, column: str, values: np.ndarray) -> None:
-        layer = self.spots_layer()
-        features = layer.features.copy()
-        features[column] = values
-        layer.features = features
-        layer.face_colormap = "viridis"
-        layer.face_color = column
-        low, high = np.nanpercentile(values, [2, 98])  # a few outlying spots would wash the rest out
-        layer.face_contrast_limits = (float(low), float(high) if high > low else float(low) + 1.0)
+    def _colour(self, column: str, values: np.ndarray, what: str) -> None:
+        self.state.painter.colour_spots(self.spots_layer(), column, values, what)
 
     def colour_by_gene(self, gene: str) -> None:
         session = self._session()
-        self._colour(gene, gene_vector(session.sample, gene))
+        self._colour(gene, gene_vector(session.sample, gene), f"{gene} (counts per spot)")
         self.status.setText(f"spots coloured by {gene} counts")
 
     def colour_by_feature(self, feature: int | None = None) -> None:
         session = self._session()
         if feature is None:
-            if not self.state.selected:
+            if self.state.current is None:
                 raise PathsaeError("select a feature in the feature browser")
-            feature = self.state.selected[0]
+            feature = self.state.current
         values = session.spot_values(session.feature_values(feature))
-        self._colour(session.feature_name(feature), np.nan_to_num(values, nan=0.0))
+        name = session.feature_name(feature)
+        self._colour(name, np.nan_to_num(values, nan=0.0), f"{name} (spot mean activation)")
         covered = np.isfinite(values).sum()
         self.status.setText(f"spots coloured by {session.feature_name(feature)} ({covered} spots with computed tiles)")
 
@@ -167,7 +194,11 @@ class SpotsPanel(QWidget):
         gene = str(row["gene"])
         values = np.full(session.sample.adata.n_obs, np.nan)
         values[session.sample.adata.obs_names.get_indexer(result.spots["barcode"])] = result.spots[f"predicted_{gene}"]
-        self._colour(f"predicted {gene}", np.where(np.isfinite(values), values, np.nanmin(values)))
+        self._colour(
+            f"predicted {gene}",
+            np.where(np.isfinite(values), values, np.nanmin(values)),
+            f"{gene} predicted, held out (log1p CP10k)",
+        )
         top = result.features["feature"].head(3).str.removeprefix(result.feature_prefix).astype(int).tolist()
         names = ", ".join(session.feature_name(f) for f in top)
         self.status.setText(
@@ -182,8 +213,8 @@ class SpotsPanel(QWidget):
         if table is not None:
             spots = int(table.n_spots.iloc[0])
             self.status.setText(f"{table.feature.nunique()} features x {table.gene.nunique()} genes over {spots} spots")
-            if self.state.selected:
-                self._guarded(self.show_feature, self.state.selected[0])
+            if self.state.current is not None:
+                self._guarded(self.show_feature, self.state.current)
 
     def show_gene(self, gene: str) -> None:
         """Features ranked by their correlation with ``gene``; spots coloured by it."""
@@ -198,6 +229,11 @@ class SpotsPanel(QWidget):
         """Genes ranked by their correlation with ``feature``; scatter against the best one."""
         session = self._session()
         if session.correlations is None:
+            gene = self.gene.text().strip()
+            if gene in set(map(str, session.sample.adata.var_names)):
+                self.scatter(feature, gene)  # the typed gene against the new feature
+            else:
+                self._clear_plot(f"{session.feature_name(feature)}: type a gene, or press Correlate")
             return
         ranked = session.genes_for_feature(feature)
         self._fill(ranked, "gene", session)
@@ -225,8 +261,8 @@ class SpotsPanel(QWidget):
         else:  # a gene: colour by it and plot it against the feature
             self.gene.setText(key)
             self._guarded(self.colour_by_gene, key)
-            if self.state.selected:
-                self._guarded(self.scatter, self.state.selected[0], key)
+            if self.state.current is not None:
+                self._guarded(self.scatter, self.state.current, key)
 
     def scatter(self, feature: int, gene: str) -> None:
         """Feature (spot-aggregated) against gene (log1p normalised) over spots."""
