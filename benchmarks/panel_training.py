@@ -47,9 +47,11 @@ def run(work: Path, encoder: str, tile_um: float) -> dict:
             "dead_fraction": round(metrics["dead_fraction"], 3),
             "live_features": round(metrics["d_sae"] * (1 - metrics["dead_fraction"])),
         }  # fmt: skip
-    session.close()
     ratio = runs["cli_defaults"]["seconds"] / max(runs["panel_defaults"]["seconds"], 1e-9)
-    return {"tiles": n, "encoder": encoder, "embed_s": round(embed_s, 1), "runs": runs, "cli_over_panel_time": ratio}
+    dtype = str(session.computer.encoder.dtype).removeprefix("torch.")
+    session.close()
+    return {"tiles": n, "encoder": encoder, "encoder_dtype": dtype, "embed_s": round(embed_s, 1), "runs": runs,
+            "cli_over_panel_time": round(ratio, 2)}  # fmt: skip
 
 
 def main() -> None:

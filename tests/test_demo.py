@@ -30,7 +30,7 @@ def test_demo_trains_on_the_sample_and_paints_its_features(tmp_path):
     cache = tmp_path / "cache" / "napari-pathsae" / "demo"
     assert (cache / "sae" / "cfg.json").is_file() and (cache / "skin.zarr.exploration" / "sae").is_dir()
     pixels = np.asarray(Image.open(shot).convert("RGB"))
-    assert pixels.shape[:2] == (1080, 1920)
+    assert pixels.shape[:2] == (1080, 1920)  # every panel docked, on a full-HD screen
     assert yellowish(pixels).sum() > 10_000  # the first feature is painted over the tissue … (35,000 seen)
     from napari_pathsae import open_slide
     from napari_pathsae.plugin.sample_data import SKIN_SLIDE

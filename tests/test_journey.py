@@ -153,7 +153,8 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     click(qtbot, model.train_button)
     wait(lambda: model.status.value.startswith("trained"), timeout=300_000)
     sae = tmp_path / "b4.topk-x4-k16"
-    assert sae.is_dir() and f"saved to {sae}" in model.status.value
+    assert sae.is_dir() and model.status.value.startswith(f"trained {sae.name} beside the store")
+    assert model.status.tooltip == f"the SAE is saved in {sae}"
     assert "768 features" in model.model_info.value and model.train_progress.value == 1000
     wait(lambda: browser.table.rowCount() == 768, timeout=30_000)
     session = state.session

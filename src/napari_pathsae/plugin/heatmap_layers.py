@@ -46,13 +46,14 @@ def fade_colormap(hue: str) -> Colormap:
     return Colormap(colors, controls=[0.0, 0.02, 1.0], name=f"pathsae-{hue}")
 
 
-def show_legend(layer, colour=(1.0, 1.0, 1.0), colorbar: bool = True) -> None:
-    """The layer's name on the canvas (top right, in its colour) and, for colormapped layers, its colorbar."""
+def show_legend(layer, colour=(1.0, 1.0, 1.0), colorbar: bool = True, position: str = "top_right") -> None:
+    """The layer's name on the canvas (in its colour) and, for colormapped layers, its colorbar beside it."""
     layer.name_overlay.visible = True
-    layer.name_overlay.position = "top_right"
+    layer.name_overlay.position = position
     layer.name_overlay.color = (*colour[:3], 1.0)
     if colorbar:
         bar = layer.face_colorbar if hasattr(layer, "face_colorbar") else layer.colorbar
+        bar.position = position
         bar.box = True
         bar.box_color = COLORBAR_BOX  # translucent hues read as they do over the (light) H&E
         bar.color = (0.1, 0.1, 0.1, 1.0)

@@ -176,7 +176,7 @@ class HeatmapPainter:
         layer.face_contrast_limits = (float(low), float(high) if high > low else float(low) + 1.0)
         layer.name = f"{self.state.session.sample.library_id} spots: {what}"
         layer.metadata["pathsae"]["shown"] = {"column": column, "what": what}
-        show_legend(layer)
+        show_legend(layer, position="bottom_left")  # apart from the heatmaps' legends (top right)
 
     def rename(self) -> None:
         for feature, layer in self.heatmaps().items():

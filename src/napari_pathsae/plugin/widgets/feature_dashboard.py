@@ -48,7 +48,7 @@ class FeatureDashboard(QWidget):
         self.gallery.setMinimumHeight(THUMBNAIL_PX + 40)
         self.figure = Figure(figsize=(4, 4.5), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumHeight(170)
         self.canvas.setToolTip("top: how often each activation occurs; bottom: genes correlated with the feature")
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)

@@ -17,6 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils import progress as napari_progress
+from qtpy.QtWidgets import QSizePolicy
 
 from ...encoders import PRESETS
 from ...errors import Cancelled, PathsaeError
@@ -43,10 +44,6 @@ def default_store_path(slide_path: str, encoder_spec: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder_spec).strip("-")
     path = Path(slide_path)
     return path.with_name(f"{path.stem}.{slug}.zarr")
-
-
-#: Height the Model panel can shrink to (it scrolls).
-SCROLLED_MIN_PX = 240
 
 
 class ModelPanel(Container):
@@ -88,14 +85,14 @@ class ModelPanel(Container):
         )
         self.whole_slide_button = PushButton(text="Compute whole slide", tooltip="compute every tissue tile")
         self.cancel_slide_button = PushButton(
-            text="Cancel whole-slide run", tooltip="stop; tiles computed so far stay in the store"
+            text="Cancel", tooltip="stop the whole-slide run; tiles computed so far stay in the store"
         )
         self.arch = ComboBox(
-            label="Train: SAE", choices=["topk", "batchtopk", "jumprelu", "relu"], value=SECTION_DEFAULTS["arch"],
+            label="SAE", choices=["topk", "batchtopk", "jumprelu", "relu"], value=SECTION_DEFAULTS["arch"],
             tooltip="SAE architecture: topk keeps the k largest latents of each tile",
         )  # fmt: skip
         self.expansion = SpinBox(
-            label="Expansion", value=SECTION_DEFAULTS["expansion"], min=1, max=64,
+            label="×", value=SECTION_DEFAULTS["expansion"], min=1, max=64,
             tooltip="SAE features per embedding dimension",
         )  # fmt: skip
         self.k = SpinBox(
@@ -106,7 +103,7 @@ class ModelPanel(Container):
             tooltip="a new folder; blank: <store>.<arch>-x<expansion>-k<k> beside the store (never overwritten)",
         )  # fmt: skip
         self.train_button = PushButton(text="Train SAE on this slide", tooltip="train on this slide's embeddings")
-        self.cancel_train_button = PushButton(text="Cancel training", tooltip="stop; no SAE is saved")
+        self.cancel_train_button = PushButton(text="Cancel", tooltip="stop training; no SAE is saved")
         self.train_progress = ProgressBar(value=0, min=0, max=1000, label="Training", tooltip="training steps done")
         self.save_button = PushButton(
             text="Save exploration",
@@ -118,17 +115,21 @@ class ModelPanel(Container):
             label.native.setWordWrap(True)
         for combo in (self.slide_layer, self.spots_layer):
             compact(combo)
+        for cancel in (self.cancel_slide_button, self.cancel_train_button):
+            cancel.native.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+
+        def row(*widgets, labels: bool = False) -> Container:
+            return Container(layout="horizontal", widgets=list(widgets), labels=labels)
+
         super().__init__(
             widgets=[
-                self.slide_layer, self.spots_layer, self.encoder, self.sae_dir, self.store, self.tile_um,
-                self.patch_tokens, self.device, self.load_button, self.model_info, self.follow_view,
-                self.whole_slide_button, self.cancel_slide_button, self.arch, self.expansion, self.k,
-                self.train_output, self.train_button, self.cancel_train_button, self.train_progress,
-                self.save_button, self.status,
+                self.slide_layer, self.spots_layer, self.encoder, self.sae_dir, self.store,
+                row(self.tile_um, self.device, labels=True), self.patch_tokens, self.load_button, self.model_info,
+                self.follow_view, row(self.whole_slide_button, self.cancel_slide_button),
+                row(self.arch, self.expansion, self.k, labels=True), self.train_output,
+                row(self.train_button, self.cancel_train_button), self.train_progress, self.save_button, self.status,
             ],
-            scrollable=True,  # a long panel scrolls instead of stretching the window past the screen
         )  # fmt: skip
-        self.native.setMinimumHeight(SCROLLED_MIN_PX)  # it scrolls: the tabs under the browser fit a 1080 px screen
         self._training = False
         self._train_after_slide: tuple | None = None  # (output, options) waiting for the whole slide
         self._slide_progress = None
@@ -364,6 +365,7 @@ class ModelPanel(Container):
             self.sae_dir.value = output
             self._loaded(session)
             self.status.value = training_summary(output, metrics)
+            self.status.tooltip = f"the SAE is saved in {output}"
 
         def failed(exc: Exception) -> None:
             self._training_ended()
@@ -410,9 +412,8 @@ def training_summary(output: Path, metrics: dict) -> str:
     """One line on what training produced and where it is."""
     nan = float("nan")
     return (
-        f"trained {output.name}: {metrics.get('d_sae', 0)} features, FVU {metrics.get('fvu', nan):.3f}, "
-        f"L0 {metrics.get('l0', 0):.1f}, {metrics.get('dead_fraction', nan):.0%} never active "
-        f"({metrics.get('seconds', 0):.0f} s); saved to {output}"
+        f"trained {output.name} beside the store ({metrics.get('seconds', 0):.0f} s): {metrics.get('d_sae', 0)} "
+        f"features, {metrics.get('dead_fraction', nan):.0%} never active, FVU {metrics.get('fvu', nan):.3f}"
     )
 
 

@@ -59,7 +59,7 @@ class SpotsPanel(QWidget):
         self.ranked.verticalHeader().setVisible(False)
         self.figure = Figure(figsize=(4, 3), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
+        self.canvas.setMinimumHeight(170)
         row = QHBoxLayout()
         row.addWidget(self.colour_gene_button)
         row.addWidget(self.colour_feature_button)
@@ -69,7 +69,9 @@ class SpotsPanel(QWidget):
         layout.addWidget(self.correlate_button)
         layout.addWidget(self.predict_button)
         layout.addWidget(self.status)
-        layout.addWidget(QLabel("Ranked by Pearson r over spots (click a row to follow it)"))
+        self.ranked_caption = QLabel("Ranked by Pearson r over spots (click a row to follow it)")
+        self.ranked_caption.setWordWrap(True)
+        layout.addWidget(self.ranked_caption)
         layout.addWidget(self.ranked)
         layout.addWidget(self.canvas)
         self.colour_gene_button.clicked.connect(lambda: self._guarded(self.colour_by_gene, self.gene.text().strip()))
@@ -224,6 +226,7 @@ class SpotsPanel(QWidget):
             return
         self._fill(session.features_for_gene(gene), "feature", session)
         self._showing = "gene"
+        self.ranked_caption.setText(f"Features ranked by Pearson r with {gene} over spots (click one to paint it)")
 
     def show_feature(self, feature: int) -> None:
         """Genes ranked by their correlation with ``feature``; scatter against the best one."""
@@ -238,11 +241,14 @@ class SpotsPanel(QWidget):
         ranked = session.genes_for_feature(feature)
         self._fill(ranked, "gene", session)
         self._showing = "feature"
+        name = session.feature_name(feature)
+        self.ranked_caption.setText(f"Genes ranked by Pearson r with {name} over spots (click one to plot it)")
         if len(ranked):
             self.scatter(feature, str(ranked.gene.iloc[0]))
 
     def _fill(self, ranked, key: str, session) -> None:
         self.ranked.setRowCount(len(ranked))
+        self.ranked.horizontalHeaderItem(0).setText(key)
         for row, record in enumerate(ranked.itertuples(index=False)):
             name = getattr(record, key)
             if key == "feature":
