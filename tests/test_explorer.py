@@ -144,3 +144,19 @@ def test_region_spot_table_on_a_partly_computed_store(her2st_model, tmp_path):
     on_tissue = np.array([len(session.tiles_under_spots([s])) > 0 for s in first_half])
     assert on_tissue.sum() > 5 and np.isfinite(expected[: len(first_half)][on_tissue]).all()  # computed: values
     assert np.isnan(expected[: len(first_half)][~on_tissue]).all()  # no tile under the spot: NaN, not 0
+
+
+def test_training_refuses_too_few_tiles_and_computes_first_without_an_sae(tmp_path):
+    from conftest import SVS
+    from napari_pathsae.sae.train import TrainOptions
+
+    options = EmbedOptions(geometry=TileGeometry.from_options(tile_um=448))  # the small sample in 4 tiles
+    session = ExplorerSession.load(SVS, tmp_path / "s.zarr", TINY_ENCODER, options=options, dtype="fp32")
+    n = session.computer.n_tiles
+    assert 0 < n < 32 and len(session.missing()) == n  # without an SAE, "missing" means not embedded
+    session.compute(session.missing())
+    assert len(session.missing()) == 0 and TileStore.open(tmp_path / "s.zarr").complete  # complete with no SAE
+    with pytest.raises(PathsaeError, match=f"{n} tissue tiles are too few to train an SAE"):
+        session.train_sae(tmp_path / "sae", TrainOptions.for_section(n))
+    assert not (tmp_path / "sae").exists()
+    session.close()

@@ -52,8 +52,8 @@ def test_sample_data_in_a_viewer(make_napari_viewer):
     viewer.open_sample("napari-pathsae", "skin_slide")
     viewer.open_sample("napari-pathsae", "visium_heart")
     names = [layer.name for layer in viewer.layers]
-    assert names == ["cmu_small_region.svs", "custom H&E (lowres)", "custom spots"]
-    assert viewer.layers["custom spots"].data.shape == (100, 2)
+    assert names == ["cmu_small_region.svs", "custom H&E (lowres)", "custom spots: total_counts"]
+    assert viewer.layers["custom spots: total_counts"].data.shape == (100, 2)
     assert viewer.layers[0].metadata["pathsae"]["mpp"] == pytest.approx(0.499)
 
 

@@ -25,6 +25,8 @@ from .tile_computer import TileComputer
 from .viewport import GridPlacement
 
 LABELS_FILE = "feature_labels.json"
+#: Fewer tiles than this make no SAE worth browsing (4 tiles gave 94% dead features and FVU 0.000).
+MIN_TRAINING_TILES = 32
 
 
 @dataclass
@@ -87,6 +89,11 @@ class ExplorerSession:
         from .pipeline import train_to_folder
 
         missing = int((~self.computer.embedded).sum())
+        if self.computer.n_tiles < MIN_TRAINING_TILES:
+            raise PathsaeError(
+                f"{self.computer.n_tiles} tissue tiles are too few to train an SAE (need {MIN_TRAINING_TILES});"
+                " use smaller tiles or a larger slide"
+            )
         if missing:
             raise PathsaeError(f"{missing} tiles are not computed yet; compute the whole slide before training")
         metrics = train_to_folder([self.store.path], output, options, progress)

@@ -69,7 +69,9 @@ def concept_weights(activations: np.ndarray, n_concepts: int = 8, method: str = 
     computed = computed_rows(activations)
     values = np.clip(activations[computed], 0, None)
     if len(values) < n_concepts:
-        raise PathsaeError(f"{len(values)} computed tiles cannot make {n_concepts} concepts; compute more tiles")
+        raise PathsaeError(
+            f"{len(values)} computed tiles cannot make {n_concepts} concepts; compute more or ask for fewer"
+        )
     labels = np.zeros(len(activations), dtype=np.int32)
     weights = np.full((len(activations), n_concepts), np.nan, dtype=np.float32)
     if method == "kmeans":

@@ -83,9 +83,17 @@ class Demo:
         if not self.state.selected:  # a restored exploration keeps the user's own selection
             browser.select_features(most_active(session.activations))
         self.raise_panel("Feature dashboard")
+        self.label_the_encoder(session)
         self.done = True
         if self.on_done is not None:
             self.on_done()
+
+    def label_the_encoder(self, session) -> None:
+        """The canvas says what the demo's model is: the Model panel's notice sits in a tab."""
+        overlay = self.viewer.text_overlay
+        weights = "RANDOM weights" if session.computer.encoder.random_init else "pretrained weights"
+        overlay.text = f"demo: {session.computer.encoder.spec}, {weights}; SAE trained on this sample (mechanics, not biology)"
+        overlay.position, overlay.font_size, overlay.visible = "bottom_left", 9, True
 
     def fail(self, message: str) -> None:
         self.failed = message

@@ -84,7 +84,7 @@ def spots_layer(sample: VisiumSample, genes: Sequence[str] = (), color_by: str |
     if color_by not in features:
         raise PathsaeError(f"cannot colour spots by {color_by!r}: not a spot feature")
     kwargs = {
-        "name": f"{sample.library_id} spots",
+        "name": f"{sample.library_id} spots: {color_by}" + (" (counts per spot)" if color_by in genes else ""),
         "size": sample.spot_diameter_world,
         "symbol": "square" if sample.spot_shape == "square" else "disc",
         "features": features,

@@ -103,14 +103,13 @@ class HeatmapPainter:
             data, kwargs, _ = not_computed_layer(self.state.session)
             layer = viewer.add_image(data, **kwargs)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
-            layer.name_overlay.visible = bool(data.any())
+            layer.name_overlay.visible = layer.visible = bool(data.any())
         else:
             self._fill_not_computed(layer)
-            layer.visible = True
 
     def _fill_not_computed(self, layer) -> None:
         layer.data = grid = not_computed_grid(self.state.session)
-        layer.name_overlay.visible = bool(grid.any())  # its legend line only while grey tiles remain
+        layer.name_overlay.visible = layer.visible = bool(grid.any())  # shown (and named) while grey tiles remain
 
     def refresh(self, _indices: np.ndarray | None = None) -> None:
         """Refill every heatmap soon (coalesced)."""
@@ -162,7 +161,7 @@ class HeatmapPainter:
         name = f"pathsae concepts ({concepts.method}, k={len(concepts.profiles)})"
         data, kwargs, _ = tile_labels_layer(session, concepts.labels, name, "concepts", "concept", names)
         layer = viewer.add_labels(data, **kwargs)
-        show_legend(layer, colorbar=False)
+        show_legend(layer, colorbar=False, position="top_left")
         return layer
 
     def colour_spots(self, layer, column: str, values: np.ndarray, what: str) -> None:

@@ -43,12 +43,16 @@ class ExplorerState(QObject):
         from .painter import HeatmapPainter
 
         self.painter = HeatmapPainter(self)
+        with contextlib.suppress(AttributeError):  # label-map legends stack as lines at the top left
+            viewer.canvas.overlay_tiling.top_left = "vertical"
 
     def set_session(self, session: ExplorerSession) -> None:
         if self.worker is not None:
             self.worker.stop()
         if self.session is not None:
-            self.painter.paint([])  # the previous SAE's heatmaps go with it
+            self.concepts = None
+            self.painter.paint([])  # the previous SAE's heatmaps and concepts go with it
+            self.painter.paint_concepts()
             if self.session is not session:
                 self.session.close()
         self.session = session

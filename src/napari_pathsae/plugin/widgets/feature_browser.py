@@ -273,7 +273,7 @@ class FeatureBrowser(QWidget):
         if ARGMAX_LAYER in self.viewer.layers:
             self.viewer.layers.remove(ARGMAX_LAYER)
         layer = self.viewer.add_labels(data, **kwargs)
-        show_legend(layer, colorbar=False)
+        show_legend(layer, colorbar=False, position="top_left")
         counts = kwargs["features"].sort_values("tiles", ascending=False).head(ARGMAX_LEGEND_ROWS)
         rows = [(int(r.index), [r.feature, str(r.tiles)]) for r in counts.itertuples(index=False)]
         fill_legend(self.argmax_legend, layer, rows)

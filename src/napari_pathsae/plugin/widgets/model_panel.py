@@ -170,6 +170,10 @@ class ModelPanel(Container):
         meta = self._viewer.layers[self.slide_layer.value].metadata["pathsae"]
         if not meta.get("path"):
             raise PathsaeError("this image has no file behind it; open the slide from a file")
+        if not meta.get("world_mpp"):
+            raise PathsaeError(
+                "this slide's µm/px is unknown (tiles are sized in µm): open it again in the Open panel with its µm/px"
+            )
         if re.fullmatch(r"tissue_(hires|lowres)_image\.png", Path(meta["path"]).name):
             raise PathsaeError("this is a Visium preview PNG; open the sample with its full-resolution slide")
         spots, spots_mpp = None, None
@@ -219,7 +223,7 @@ class ModelPanel(Container):
         self._update_train_button()
         if session.n_features:
             self._restore_exploration()
-            self._follow_changed(self.follow_view.value)
+        self._follow_changed(self.follow_view.value)  # embeddings are worth computing before an SAE exists
 
     def _restore_exploration(self) -> None:
         try:

@@ -4,6 +4,7 @@ import napari.viewer
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
 
 from ...errors import PathsaeError
+from ..heatmap_layers import show_legend
 from ..notify import report_error
 from ..reader import layers_for
 from .fields import chosen_path
@@ -59,6 +60,8 @@ class OpenSampleWidget(Container):
         for data, kwargs, kind in layers:
             layer = getattr(self._viewer, f"add_{kind}")(data, **kwargs)
             added.extend(layer if isinstance(layer, list) else [layer])
+            if kind == "points":
+                show_legend(layer, position="bottom_left")  # what colours the spots, with its colorbar
         first = layers[0][1]["metadata"]["pathsae"]
         units = "µm" if first.get("world_mpp") else "px (µm/px unknown)"
         self.status.value = f"opened {len(layers)} layer(s); world units: {units}"
