@@ -92,7 +92,8 @@ class Demo:
         """The canvas says what the demo's model is: the Model panel's notice sits in a tab."""
         overlay = self.viewer.text_overlay
         weights = "RANDOM weights" if session.computer.encoder.random_init else "pretrained weights"
-        overlay.text = f"demo: {session.computer.encoder.spec}, {weights}; SAE trained on this sample (mechanics, not biology)"
+        spec = session.computer.encoder.spec
+        overlay.text = f"demo: {spec}, {weights}; SAE trained on this sample (mechanics, not biology)"
         overlay.position, overlay.font_size, overlay.visible = "bottom_left", 9, True
 
     def fail(self, message: str) -> None:
