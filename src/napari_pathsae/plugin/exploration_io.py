@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..exploration import Exploration, load_exploration, save_exploration
+from .heatmap_layers import layer_kind
 from .viewport_worker import camera_of
 
 #: Layer kinds whose display settings (visibility, opacity, contrast) are saved.
 SAVED_KINDS = ("slide", "spots", "heatmap", "not_computed", "concepts", "argmax", "region", "target")
-
-
-def _kind(layer) -> str | None:
-    return layer.metadata.get("pathsae", {}).get("kind")
 
 
 def capture(state) -> Exploration:
@@ -21,7 +18,7 @@ def capture(state) -> Exploration:
     camera = camera_of(viewer)
     layers, regions, spots = {}, [], None
     for layer in viewer.layers:
-        kind = _kind(layer)
+        kind = layer_kind(layer)
         if kind not in SAVED_KINDS:
             continue
         settings = {"kind": kind, "visible": bool(layer.visible), "opacity": float(layer.opacity)}
@@ -69,10 +66,9 @@ def restore(state, folder=None) -> bool:
     if exploration.concepts is not None and len(exploration.concepts.labels) == session.computer.n_tiles:
         state.set_concepts(exploration.concepts)
     spots = view.get("spots")
-    if spots and session.sample is not None and len(spots["values"]) == session.sample.adata.n_obs:
-        for layer in viewer.layers:
-            if _kind(layer) == "spots" and layer.metadata["pathsae"].get("path") == str(session.sample.path):
-                state.painter.colour_spots(layer, spots["column"], np.asarray(spots["values"]), spots["what"])
+    sized = spots and session.sample is not None and len(spots["values"]) == session.sample.adata.n_obs
+    if sized and (layer := state.painter.spots_layer()) is not None:
+        state.painter.colour_spots(layer, spots["column"], np.asarray(spots["values"]), spots["what"])
     for region in view.get("regions", []):
         if region["name"] not in viewer.layers:
             layer = add_region_layer(viewer, session.world_units, region["name"])
@@ -89,7 +85,7 @@ def restore(state, folder=None) -> bool:
 
 def _apply_layer_settings(viewer, saved: dict) -> None:
     for layer in viewer.layers:
-        kind = _kind(layer)
+        kind = layer_kind(layer)
         if kind == "heatmap":
             key = f"heatmap {layer.metadata['pathsae']['feature']}"
         elif kind == "spots":

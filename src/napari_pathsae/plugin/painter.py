@@ -18,6 +18,7 @@ from .heatmap_layers import (
     heatmap_layer,
     heatmap_name,
     hue_for,
+    layer_kind,
     not_computed_grid,
     not_computed_layer,
     show_legend,
@@ -50,8 +51,8 @@ class HeatmapPainter:
         return [
             layer
             for layer in self.state.viewer.layers
-            if (meta := layer.metadata.get("pathsae", {})).get("kind") == kind
-            and meta.get("store") == store
+            if layer_kind(layer) == kind
+            and (meta := layer.metadata["pathsae"]).get("store") == store
             and meta.get("sae") == self._sae
         ]
 
@@ -103,13 +104,13 @@ class HeatmapPainter:
             data, kwargs, _ = not_computed_layer(self.state.session)
             layer = viewer.add_image(data, **kwargs)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
-            layer.name_overlay.visible = layer.visible = bool(data.any())
+            _shown_while_grey(layer)
         else:
             self._fill_not_computed(layer)
 
     def _fill_not_computed(self, layer) -> None:
-        layer.data = grid = not_computed_grid(self.state.session)
-        layer.name_overlay.visible = layer.visible = bool(grid.any())  # shown (and named) while grey tiles remain
+        layer.data = not_computed_grid(self.state.session)
+        _shown_while_grey(layer)
 
     def refresh(self, _indices: np.ndarray | None = None) -> None:
         """Refill every heatmap soon (coalesced)."""
@@ -164,6 +165,16 @@ class HeatmapPainter:
         show_legend(layer, colorbar=False, position="top_left")
         return layer
 
+    def spots_layer(self):
+        """The spots layer of the session's Visium sample (None when it was removed or none is loaded)."""
+        sample = self.state.session.sample
+        if sample is None:
+            return None
+        for layer in self.state.viewer.layers:
+            if layer_kind(layer) == "spots" and layer.metadata["pathsae"].get("path") == str(sample.path):
+                return layer
+        return None
+
     def colour_spots(self, layer, column: str, values: np.ndarray, what: str) -> None:
         """Colour the spots by ``values`` (kept as feature ``column``); the layer's name and colorbar say ``what``."""
         features = layer.features.copy()
@@ -180,3 +191,8 @@ class HeatmapPainter:
     def rename(self) -> None:
         for feature, layer in self.heatmaps().items():
             layer.name = heatmap_name(self.state.session, feature)
+
+
+def _shown_while_grey(layer) -> None:
+    """The grey layer is shown (and named on the canvas) only while some tiles are not computed."""
+    layer.name_overlay.visible = layer.visible = bool(layer.data.any())

@@ -117,11 +117,13 @@ class ExplorerState(QObject):
 
         Skipped once napari has emptied the viewer (``Viewer.close()`` removes the layers before the
         window closes): an empty viewer would overwrite the exploration saved by the user."""
+        from .exploration_io import save
+        from .heatmap_layers import layer_kind
+
         if self.session is None or not self.session.n_features or self._closed:
             return
-        if not any(layer.metadata.get("pathsae", {}).get("kind") == "slide" for layer in self.viewer.layers):
+        if not any(layer_kind(layer) == "slide" for layer in self.viewer.layers):
             return
-        from .exploration_io import save
 
         try:
             save(self)

@@ -159,9 +159,8 @@ class FeatureBrowser(QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self._filling = False
-        self.apply_filter(self.search.text())
+        self.apply_filter(self.search.text())  # and the summary line
         self._reselect(selected)
-        self._summarise()
 
     def _summarise(self) -> None:
         session = self.state.session

@@ -13,7 +13,7 @@ from ...errors import PathsaeError
 from ...tiles import read_tiles
 from ...viewport import tiles_in_view
 from ..background import run_in_background
-from ..heatmap_layers import patch_heatmap_layer
+from ..heatmap_layers import layer_kind, patch_heatmap_layer
 from ..notify import report_error
 from ..state import state_for
 from ..viewport_worker import camera_of, visible_world_box
@@ -138,7 +138,7 @@ class FeatureDashboard(QWidget):
         else:
             if session.sample is not None:
                 hint = "genes: press 'Correlate features with genes'\nin the Spots panel"
-            elif any(layer.metadata.get("pathsae", {}).get("kind") == "spots" for layer in self.viewer.layers):
+            elif any(layer_kind(layer) == "spots" for layer in self.viewer.layers):
                 hint = "genes: load the model with the Visium spots\nlayer (Model panel), then Correlate"
             else:
                 hint = "genes: no Visium spots are open for this slide"

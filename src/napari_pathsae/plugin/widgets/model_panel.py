@@ -28,6 +28,7 @@ from ...session import ExplorerSession
 from ...tiles import TileGeometry
 from .. import exploration_io
 from ..background import on_gui_thread, run_in_background
+from ..heatmap_layers import layer_kind
 from ..notify import report_error
 from ..state import state_for
 from .fields import chosen_path, compact
@@ -148,7 +149,7 @@ class ModelPanel(Container):
 
     # --- choices ------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list:
-        return [layer for layer in self._viewer.layers if layer.metadata.get("pathsae", {}).get("kind") == kind]
+        return [layer for layer in self._viewer.layers if layer_kind(layer) == kind]
 
     def _slide_layers(self, _=None) -> list[str]:
         return [layer.name for layer in self._layers_of("slide")] or [NONE]

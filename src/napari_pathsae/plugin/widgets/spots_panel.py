@@ -102,12 +102,11 @@ class SpotsPanel(QWidget):
         return session
 
     def spots_layer(self):
-        session = self._session()
-        for layer in self.viewer.layers:
-            meta = layer.metadata.get("pathsae", {})
-            if meta.get("kind") == "spots" and meta.get("path") == str(session.sample.path):
-                return layer
-        raise PathsaeError("the spots layer was removed; open the Visium sample again")
+        self._session()
+        layer = self.state.painter.spots_layer()
+        if layer is None:
+            raise PathsaeError("the spots layer was removed; open the Visium sample again")
+        return layer
 
     def _current_changed(self, feature: int | None) -> None:
         if self.state.session is None or self.state.session.sample is None:
