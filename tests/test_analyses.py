@@ -233,11 +233,11 @@ def test_concepts_cli_writes_tiles_maps_and_gene_importance(her2st_model, tmp_pa
     )  # fmt: skip
     assert code == 0, err
     tiles = pd.read_csv(out / "tiles.csv")
-    assert len(tiles) == 946 and set(tiles["concept"]) == {1, 2, 3, 4, 5}
+    assert len(tiles) == 1038 and set(tiles["concept"]) == {1, 2, 3, 4, 5}
     weights = tiles[[f"w{c}" for c in range(1, 6)]].to_numpy()
     np.testing.assert_array_equal(weights.argmax(axis=1) + 1, tiles["concept"])  # k-means: one-hot
     legend = pd.read_csv(out / "concepts.csv")
-    assert legend["tiles"].sum() == 946
+    assert legend["tiles"].sum() == 1038
     importance = pd.read_csv(out / "importance.csv")
     planted = importance[importance["target"] == "PLANTED1"]
     assert len(planted) == 5 and planted["model_r"].iloc[0] > 0.5
@@ -282,7 +282,7 @@ def test_correlate_finds_the_feature_a_tile_annotation_follows(her2st_model, tmp
     table = pd.read_csv(out)
     best = table.sort_values("r", ascending=False).iloc[0]
     assert best["feature"] == f"f{feature}" and best["annotation"] == "cells" and best["r"] > 0.95
-    assert best["n_tiles"] == len(acts) and "over 946 tiles" in printed
+    assert best["n_tiles"] == len(acts) and "over 1038 tiles" in printed
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     code, _, err = run(
         capsys, "correlate", her2st_model / "b4.zarr", "--annotations", tmp_path / "bad.csv", "-o", tmp_path / "d.csv"

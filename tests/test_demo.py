@@ -9,6 +9,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from napari_pathsae.plugin.demo import DEMO_CACHE
+
 
 def yellowish(rgb: np.ndarray) -> np.ndarray:
     """Pixels the first heatmap's yellow makes over the tissue (H&E is pink, purple and white: blue is
@@ -27,7 +29,7 @@ def test_demo_trains_on_the_sample_and_paints_its_features(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"screenshot: {shot}"
     assert "Traceback" not in done.stderr and "QOpenGLContext" not in done.stderr
-    cache = tmp_path / "cache" / "napari-pathsae" / "demo"
+    cache = tmp_path / "cache" / "napari-pathsae" / DEMO_CACHE
     assert (cache / "sae" / "cfg.json").is_file() and (cache / "skin.zarr.exploration" / "sae").is_dir()
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (1080, 1920)  # every panel docked, on a full-HD screen

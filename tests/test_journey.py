@@ -126,18 +126,18 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     model.encoder.value, model.store.value = TINY_ENCODER, tmp_path / "b4.zarr"
     click(qtbot, model.load_button)
     wait(lambda: state.session is not None, timeout=120_000)
-    assert "RANDOM weights" in model.model_info.value and "0/946 tiles computed" in model.model_info.value
+    assert "RANDOM weights" in model.model_info.value and "0/1038 tiles computed" in model.model_info.value
     assert browser.summary.text().startswith("encoder loaded, no SAE yet")  # not "load a model"
-    assert model.train_button.text == "Compute 946 missing tiles, then train"
+    assert model.train_button.text == "Compute 1038 missing tiles, then train"
     shot(viewer, "01_loaded")
 
     # 3. Compute the whole slide: the count moves by itself; the store becomes complete without an SAE.
     seen_counts = set()
     state.tiles_computed.connect(lambda _: seen_counts.add(model.model_info.value))
     click(qtbot, model.whole_slide_button)
-    wait(lambda: "whole slide done: 946 tiles computed" in model.status.value, timeout=300_000)
+    wait(lambda: "whole slide done: 1038 tiles computed" in model.status.value, timeout=300_000)
     assert len(seen_counts) > 2, "the computed count did not move while tiles arrived"
-    assert "946/946 tiles computed" in model.model_info.value
+    assert "1038/1038 tiles computed" in model.model_info.value
     assert TileStore.open(tmp_path / "b4.zarr").complete
     assert model.train_button.text == "Train SAE on this slide"
     click(qtbot, model.whole_slide_button)  # a second run: nothing to do, nothing left spinning

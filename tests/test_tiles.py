@@ -7,18 +7,52 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import HER2ST_HE, SVS
+from conftest import DATA, HER2ST_HE, SVS
 from napari_pathsae import PathsaeError, open_slide
-from napari_pathsae.tiles import TileGeometry, read_level_for, read_tiles, saturation, tile_grid, tissue_mask
+from napari_pathsae.tiles import (
+    MIN_TISSUE_DEFAULT,
+    TileGeometry,
+    read_level_for,
+    read_tiles,
+    saturation,
+    tile_grid,
+    tiled_tissue_fraction,
+    tissue_mask,
+)  # fmt: skip
 
 
 def test_geometry_options():
-    assert TileGeometry.from_options() == TileGeometry(224, 0.5, 0.25)
+    assert TileGeometry.from_options() == TileGeometry(224, 0.5, MIN_TISSUE_DEFAULT)
     assert TileGeometry.from_options(tile_um=224).mpp == pytest.approx(1.0)
-    assert TileGeometry.from_options(tile_px=256, mpp=0.25).tile_um == pytest.approx(64)
-    for bad in ({"tile_um": 112, "mpp": 0.5}, {"tile_px": 4}, {"mpp": 1e5}, {"min_tissue": 2}):
+    assert TileGeometry.from_options(tile_um=64, tile_px=256).mpp == pytest.approx(0.25)
+    for bad in ({"tile_px": 4}, {"tile_px": 0}, {"tile_um": 0}, {"tile_um": -50}, {"tile_um": float("nan")},
+                {"tile_um": 1e7}, {"min_tissue": 2}):  # fmt: skip
         with pytest.raises(PathsaeError):
             TileGeometry.from_options(**bad)
+    with pytest.raises(PathsaeError, match="change --tile-um or --tile-px"):
+        TileGeometry.from_options(tile_um=1e5)
+
+
+@pytest.mark.parametrize(
+    ("name", "mpp"),
+    [("cmu_small_region.svs", None), ("her2st_B4/B4_HE.jpg", 0.69), ("tiatoolbox_target_image.png", 0.25),
+     ("tiatoolbox_colon_nuclei.png", 0.25)],
+)  # fmt: skip
+def test_the_grid_tiles_the_whole_detected_tissue_edges_included(name, mpp):
+    """No untiled strip at the right or bottom edge (none of these sizes is a multiple of the tile)."""
+    slide = open_slide(DATA / name, mpp=mpp)
+    mask = tissue_mask(slide)
+    grid = tile_grid(slide, TileGeometry(), mask)
+    assert tiled_tissue_fraction(grid, mask) >= 0.97
+    height, width = slide.shape_yx
+    assert grid.grid_shape == (int(np.ceil(height / grid.side0)), int(np.ceil(width / grid.side0)))
+    tissue, per_px = mask
+    edge = int(np.ceil((width % grid.side0) / per_px))  # the last partial column, in mask pixels
+    if tissue[:, -edge:].mean() > 0.2:
+        assert (grid.grid_index[:, 1] == grid.grid_shape[1] - 1).any()
+    last = np.flatnonzero(grid.grid_index[:, 1] == grid.grid_shape[1] - 1)
+    if len(last) and width % grid.side0 > 1:  # the part of an edge tile past the slide reads as white
+        assert (read_tiles(slide, grid, last[:1])[0, :, -2:] == 255).all()
 
 
 def test_tissue_mask_separates_tissue_from_glass():
@@ -35,17 +69,18 @@ def test_grid_keeps_tissue_tiles_at_the_target_size():
     slide = open_slide(SVS)  # 0.499 µm/px
     grid = tile_grid(slide, TileGeometry())
     assert grid.side0 == pytest.approx(112 / 0.499)
-    assert grid.grid_shape == (int(2967 // grid.side0), int(2220 // grid.side0))
+    assert grid.grid_shape == (int(np.ceil(2967 / grid.side0)), int(np.ceil(2220 / grid.side0)))
     assert 0 < len(grid) < grid.grid_shape[0] * grid.grid_shape[1]
-    assert (grid.tissue_fraction >= 0.25).all()
+    assert (grid.tissue_fraction >= MIN_TISSUE_DEFAULT).all()
     np.testing.assert_allclose(grid.coords, np.round(grid.grid_index[:, ::-1] * grid.side0))
     image = tifffile.imread(SVS)
-    sat_kept = [saturation(image[y : y + 224, x : x + 224]).mean() for x, y in grid.coords]
+    half = tile_grid(slide, TileGeometry(min_tissue=0.5))
+    sat_kept = [saturation(image[y : y + 224, x : x + 224]).mean() for x, y in half.coords]
     everything = tile_grid(slide, TileGeometry(min_tissue=0.0))
     dropped = [
         saturation(image[y : y + 224, x : x + 224]).mean()
         for (x, y), f in zip(everything.coords, everything.tissue_fraction, strict=True)
-        if f < 0.25
+        if f < 0.5
     ]
     assert np.mean(sat_kept) > 2 * np.mean(dropped)
 
@@ -70,7 +105,7 @@ def test_read_level_is_the_coarsest_at_or_finer_than_the_target(ome_subifd_5_lev
     assert read_level_for(slide, 0.5) == 0
     assert read_level_for(slide, 1.5) == 1
     assert read_level_for(slide, 3.0) == 2
-    grid = tile_grid(slide, TileGeometry.from_options(tile_px=224, mpp=3.0))
+    grid = tile_grid(slide, TileGeometry.from_options(tile_um=672, tile_px=224))
     assert grid.read_level == 2
     tiles = read_tiles(slide, grid, np.arange(min(4, len(grid))))
     assert tiles.shape[1:] == (224, 224, 3)

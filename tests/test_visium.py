@@ -187,5 +187,5 @@ def test_visium_errors_are_one_clear_line(tmp_path):
     adata = ad.read_h5ad(SQUIDPY_H5AD)
     del adata.uns["spatial"]
     adata.write_h5ad(tmp_path / "plain.h5ad")
-    with pytest.raises(PathsaeError, match="not a spatial sample"):
+    with pytest.raises(PathsaeError, match=r"obsm\['spatial'\] is there but uns\['spatial'\]"):
         open_visium(tmp_path / "plain.h5ad")

@@ -9,23 +9,33 @@ import sys
 import traceback
 from pathlib import Path
 
+from .cli_args import (
+    Parser,
+    finite_float,
+    fraction,
+    microns_per_pixel,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from .errors import PathsaeError
+from .tiles import MIN_TISSUE_DEFAULT
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pathsae", description=__doc__.split(":", 1)[1].strip())
+    parser = Parser(prog="pathsae", description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
 
     info = commands.add_parser("info", help="describe a slide or Visium sample (levels, µm/px, spots)")
     info.add_argument("path", type=Path, help="slide, image, Space Ranger outs/ folder or .h5ad")
     info.add_argument("--fullres", type=Path, help="full-resolution slide of a Visium sample")
-    info.add_argument("--mpp", type=float, help="µm/px of the (full-resolution) slide")
+    info.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the (full-resolution) slide")
 
     view = commands.add_parser("view", help="open slides/samples in napari with the plugin docked")
     view.add_argument("paths", type=Path, nargs="*", help="slides or images")
     view.add_argument("--visium", type=Path, help="Space Ranger outs/ folder or .h5ad")
-    view.add_argument("--mpp", type=float, help="µm/px override for the slide")
+    view.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the slide when its metadata lacks it")
     view.add_argument("--genes", nargs="*", default=[], help="genes to colour spots by")
     view.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
 
@@ -48,29 +58,32 @@ def _engine_commands(commands) -> None:
         "--encoder", default="vit_small_patch16_224", help="preset, timm name, hf-hub:ORG/NAME or checkpoint"
     )
     embed.add_argument("--arch", help="timm architecture of a checkpoint (or a preset name)")
-    embed.add_argument("--tile-um", type=float, help="tile side in µm (224 px; default 112 µm)")
-    embed.add_argument("--tile-px", type=int, help="tile side in pixels (with --mpp)")
-    embed.add_argument("--mpp", type=float, help="µm/px of the tiles (with --tile-px)")
-    embed.add_argument("--min-tissue", type=float, default=0.25, help="minimum tissue fraction of a kept tile")
-    embed.add_argument("--slide-mpp", type=float, help="µm/px of the slide when its metadata lacks it")
+    embed.add_argument("--tile-um", type=positive_float(), default=112.0, help="tile side in µm (default 112)")
+    embed.add_argument(
+        "--tile-px", type=positive_int(16, 4096), default=224, help="pixels across a tile fed to the encoder"
+    )
+    embed.add_argument(
+        "--min-tissue", type=fraction(), default=MIN_TISSUE_DEFAULT, help="minimum tissue share of a kept tile"
+    )
+    embed.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the slide when its metadata lacks it")
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     embed.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--batch-size", type=positive_int(), default=32)
     embed.add_argument(
-        "--layers", type=int, nargs="*", default=[], help="also store these blocks' CLS tokens (1-based)"
+        "--layers", type=positive_int(), nargs="*", default=[], help="also store these blocks' CLS tokens (1-based)"
     )
     embed.add_argument("--patch-tokens", action="store_true", help="also store patch tokens (float16)")
     embed.add_argument("--visium", type=Path, help="Space Ranger outs/ of the same section")
     embed.add_argument(
         "--scheduler", help="dask.distributed scheduler address (default: a LocalCluster for several slides)"
     )
-    embed.add_argument("--workers", type=int, help="LocalCluster workers")
-    embed.add_argument("--seed", type=int, default=0, help="seed of a random-init encoder")
+    embed.add_argument("--workers", type=positive_int(), help="LocalCluster workers")
+    embed.add_argument("--seed", type=positive_int(0), default=0, help="seed of a random-init encoder")
     embed.add_argument(
         "--random-init", action="store_true", help="run a preset's architecture with random weights when offline"
     )
-    embed.add_argument("--chunk-tiles", type=int, default=512, help="tiles written (and redone after a kill) together")
-    embed.add_argument("--readers", type=int, help="tile-reading threads (default: 1 on CPU, up to 8 on a GPU)")
+    embed.add_argument("--chunk-tiles", type=positive_int(), default=512, help="tiles written together")
+    embed.add_argument("--readers", type=positive_int(), help="tile-reading threads (1 on CPU, up to 8 on GPU)")
 
     train = commands.add_parser("train", help="train an SAE on stored embeddings")
     train.add_argument("stores", type=Path, nargs="+")
@@ -78,15 +91,16 @@ def _engine_commands(commands) -> None:
         "-o", "--output", type=Path, required=True, help="SAE folder (cfg.json + sae_weights.safetensors)"
     )
     train.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
-    train.add_argument("--expansion", type=int, default=8)
-    train.add_argument("--k", type=int, default=32)
-    train.add_argument("--l1", type=float, default=1e-2, help="L1 coefficient (relu)")
-    train.add_argument("--l0", type=float, default=3e-3, help="L0 coefficient (jumprelu)")
+    train.add_argument("--expansion", type=positive_int(1, 256), default=8, help="SAE width / embedding width")
+    train.add_argument("--k", type=positive_int(), default=32, help="active features per input (topk, batchtopk)")
+    train.add_argument("--l1", type=non_negative_float(), default=1e-2, help="L1 coefficient (relu)")
+    train.add_argument("--l0", type=non_negative_float(), default=3e-3, help="L0 coefficient (jumprelu)")
     train.add_argument("--layer", default="pooled", help="pooled, or a block number stored with --layers")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--samples", type=int, default=300_000, help="inputs seen in training")
-    train.add_argument("--batch-size", type=int, default=1024)
-    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--seed", type=positive_int(0), default=0)
+    train.add_argument("--samples", type=positive_int(), default=300_000, help="inputs seen in training")
+    train.add_argument("--batch-size", type=positive_int(), default=1024)
+    train.add_argument("--lr", type=positive_float(1.0), default=4e-4)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing SAE folder")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
     encode = commands.add_parser("encode", help="SAE activations of a store's embeddings")
@@ -102,7 +116,7 @@ def _engine_commands(commands) -> None:
     )
     correlate.add_argument("-o", "--output", type=Path, required=True)
     correlate.add_argument("--genes", nargs="*", help="genes to test (default: the most variable)")
-    correlate.add_argument("--top-genes", type=int, help="only the N most variable detected genes (default: all)")
+    correlate.add_argument("--top-genes", type=positive_int(), help="only the N most variable detected genes")
     correlate.add_argument("--sae", help="activations name when the store holds several")
     correlate.add_argument(
         "--all", action="store_true", help="write every pair, not only q ≤ 0.05 and the top 10 each way"
@@ -112,7 +126,7 @@ def _engine_commands(commands) -> None:
     export = commands.add_parser("export", help="tile (or Visium spot) table of a region")
     export.add_argument("store", type=Path)
     export.add_argument("-o", "--output", type=Path, required=True, help=".csv, .parquet or .h5ad")
-    export.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="level-0 pixels")
+    export.add_argument("--bbox", type=finite_float(), nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="level-0 pixels")
     export.add_argument("--geojson", type=Path, help="polygon(s) in level-0 pixels")
     export.add_argument("--visium", type=Path, help="write the spot table (genes + aggregated features)")
     export.add_argument("--genes", nargs="*")
@@ -130,14 +144,14 @@ def _analysis_commands(commands) -> None:
 
     concepts = commands.add_parser("concepts", help="concepts (clustered activations), maps and importance")
     concepts.add_argument("stores", type=Path, nargs="+")
-    concepts.add_argument("-n", "--n-concepts", type=int, default=8)
+    concepts.add_argument("-n", "--n-concepts", type=positive_int(2), default=8)
     concepts.add_argument("-o", "--output", type=Path, required=True, help="folder for tables and maps")
     concepts.add_argument("--method", default="kmeans", choices=["kmeans", "nmf"])
     concepts.add_argument("--sae", help="activations name when the stores hold several")
     concepts.add_argument("--visium", type=Path, help="Space Ranger outs/ of the (one) store: importance per gene")
     concepts.add_argument("--genes", nargs="*", help="genes for importance (default: the 20 most variable)")
     concepts.add_argument("--slide-targets", type=Path, help="CSV: store name, then numeric slide-level targets")
-    concepts.add_argument("--seed", type=int, default=0)
+    concepts.add_argument("--seed", type=positive_int(0), default=0)
     concepts.add_argument("--overwrite", action="store_true")
 
     predict = commands.add_parser("predict-genes", help="held-out prediction of spot gene expression from features")
@@ -145,18 +159,18 @@ def _analysis_commands(commands) -> None:
     predict.add_argument("--visium", type=Path, required=True)
     predict.add_argument("-o", "--output", type=Path, required=True, help="CSV: gene, r (held-out Pearson), ...")
     predict.add_argument("--genes", nargs="*", help="genes to predict (default: every gene detected in enough spots)")
-    predict.add_argument("--top-genes", type=int, help="only the N most variable detected genes")
+    predict.add_argument("--top-genes", type=positive_int(), help="only the N most variable detected genes")
     predict.add_argument("--model", default="ridge", choices=["ridge", "mil"], help="linear probe or attention MIL")
-    predict.add_argument("--folds", type=int, default=5)
-    predict.add_argument("--block-um", type=float, default=1000.0, help="side of the squares held out together")
+    predict.add_argument("--folds", type=positive_int(2), default=5)
+    predict.add_argument("--block-um", type=positive_float(), default=1000.0, help="side of the held-out squares")
     predict.add_argument("--sae", help="activations name when the store holds several")
-    predict.add_argument("--top-features", type=int, default=10, help="features listed per gene")
+    predict.add_argument("--top-features", type=positive_int(), default=10, help="features listed per gene")
     predict.add_argument("--features-table", type=Path, help="CSV of each gene's top features and coefficients")
     predict.add_argument("--spots-table", type=Path, help="CSV of measured and held-out predicted values per spot")
     predict.add_argument(
         "--figures", type=Path, help="folder of PNGs (the named genes, else the 12 best): measured, predicted, features"
     )
-    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument("--seed", type=positive_int(0), default=0)
     predict.add_argument("--overwrite", action="store_true")
 
 
@@ -182,23 +196,29 @@ def _progress_printer(label: str):
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from .pipeline import EmbedOptions, summary_line
+    from .identity import visium_fingerprint
+    from .pipeline import EmbedOptions, open_tiles, summary_line
     from .tiles import TileGeometry
 
-    geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.mpp, args.min_tissue)
+    geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.min_tissue)
     for slide in args.slides:
         if not slide.is_file():
             raise PathsaeError(f"no such slide: {slide}")
+    if args.visium and len(args.slides) > 1:
+        raise PathsaeError("--visium belongs to one section: embed its slide alone")
+    if len(args.slides) == 1 and not args.scheduler and not args.output.parent.is_dir():
+        raise PathsaeError(f"no folder {args.output.parent} for the store")
     slide_mpp = args.slide_mpp
-    if slide_mpp is None and args.visium and len(args.slides) == 1:
-        from .io.slides import open_slide
+    if args.visium:  # opened (and so checked) whether or not its µm/px is needed
         from .io.visium import open_visium
 
-        if open_slide(args.slides[0]).mpp is None:
-            sample = open_visium(args.visium, fullres_image=args.slides[0])
+        sample = open_visium(args.visium, fullres_image=args.slides[0], mpp=slide_mpp)
+        _print_notes(sample.notes)
+        if slide_mpp is None and not _slide_knows_mpp(args.slides[0]) and sample.frame.mpp:
             slide_mpp = sample.frame.mpp
             print(
-                f"note: slide µm/px {slide_mpp:.4f} taken from the Visium sample ({sample.mpp_source})", file=sys.stderr
+                f"pathsae: note: slide µm/px {slide_mpp:.4f} taken from the Visium sample ({sample.mpp_source})",
+                file=sys.stderr,
             )
     options = EmbedOptions(
         geometry,
@@ -206,17 +226,29 @@ def _embed(args: argparse.Namespace) -> None:
         tuple(args.layers),
         args.patch_tokens,
         slide_mpp,
-        str(args.visium) if args.visium else None,
+        str(args.visium.resolve()) if args.visium else None,
         args.chunk_tiles,
         args.readers,
+        visium_fingerprint(sample) if args.visium else None,
     )
+    tiles = None  # each slide's tissue grid, so a blank slide is refused before the model loads
+    for slide in args.slides:
+        checked = open_tiles(slide, options)
+        if len(args.slides) == 1 and not args.scheduler:
+            tiles = checked  # reused by the run
+        else:
+            checked[0].close()
     allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
     if len(args.slides) == 1 and not args.scheduler:
         from .encoders import load_encoder
         from .pipeline import embed_slide
 
-        encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
-        summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"))
+        try:
+            encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
+        except BaseException:
+            tiles[0].close()
+            raise
+        summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"), tiles)
         print(summary_line(summary))
         return
     from .scale_out import EncoderRequest, embed_many
@@ -238,6 +270,20 @@ def _embed(args: argparse.Namespace) -> None:
     )
 
 
+def _slide_knows_mpp(path: Path) -> bool:
+    from .io.slides import open_slide
+
+    slide = open_slide(path)
+    slide.close()
+    return slide.mpp is not None
+
+
+def _print_notes(notes: list[str]) -> None:
+    """What an input's reader dropped or assumed, one line each on stderr."""
+    for note in notes:
+        print(f"pathsae: note: {note}", file=sys.stderr)
+
+
 def _train(args: argparse.Namespace) -> None:
     from .encoders import choose_device
     from .pipeline import train_to_folder
@@ -253,7 +299,7 @@ def _train(args: argparse.Namespace) -> None:
         if step == steps or step % 500 == 1:
             print(f"train: step {step}/{steps}, mse {parts.get('mse', float('nan')):.4f}", file=sys.stderr)
 
-    metrics = train_to_folder(args.stores, args.output, options, show)
+    metrics = train_to_folder(args.stores, args.output, options, show, args.overwrite)
     print(
         f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features; "
         f"FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}, "
@@ -276,14 +322,22 @@ def _correlate(args: argparse.Namespace) -> None:
     if (args.visium is None) == (args.annotations is None):
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
     if args.visium:
-        table = correlate_store(args.store, args.visium, args.genes, args.top_genes, args.sae, args.all)
+        _write_check(args.output, args.overwrite)
+        table = correlate_store(args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all)
         what, unit = "feature-gene", "spots"
     else:
+        _write_check(args.output, args.overwrite)
         table = correlate_annotations(args.store, args.annotations, args.sae, args.all)
         what, unit = "feature-annotation", "tiles"
     _write_csv(table, args.output, args.overwrite)
     n = int(table[f"n_{unit}"].iloc[0]) if len(table) else 0
     print(f"{args.output}: {len(table)} {what} pairs over {n} {unit}")
+
+
+def _write_check(path: Path, overwrite: bool) -> None:
+    from .outputs import writable_target
+
+    writable_target(path, overwrite)  # refused before the work, not after it
 
 
 def _write_csv(table, path: Path, overwrite: bool) -> None:
@@ -320,6 +374,8 @@ def _concepts(args: argparse.Namespace) -> None:
     names = [s.name.removesuffix(".zarr") for s in args.stores]
     if len(set(names)) != len(names):
         raise PathsaeError("several stores share a name; rename them so their rows can be told apart")
+    for store in stores:
+        _slide_for_figures(store)
     found = find_concepts(stores, args.n_concepts, args.method, args.sae, args.seed)
     importance = _concept_importance(args, stores, names, found)
     with atomic_folder(args.output, args.overwrite) as folder:
@@ -335,9 +391,7 @@ def _concept_importance(args, stores, names, found):
     from .analysis.concept_study import slide_importance, spot_importance
 
     if args.visium:
-        from .io.visium import open_visium
-
-        return spot_importance(stores[0], open_visium(args.visium), found.weights[0], args.genes)
+        return spot_importance(stores[0], _visium(args.visium), found.weights[0], args.genes)
     if args.slide_targets:
         import pandas as pd
 
@@ -352,14 +406,17 @@ def _concept_importance(args, stores, names, found):
 
 def _predict_genes(args: argparse.Namespace) -> None:
     from .analysis.gene_prediction import predict_genes
-    from .io.visium import open_visium
     from .outputs import writable_target
     from .store import TileStore
 
-    store, sample = TileStore.open(args.store), open_visium(args.visium)
-    for path in (args.output, args.features_table, args.spots_table, args.figures):
-        if path:  # refused before the work, not after it
-            writable_target(path, args.overwrite)
+    outputs = [p.resolve() for p in (args.output, args.features_table, args.spots_table, args.figures) if p]
+    if len(set(outputs)) < len(outputs):
+        raise PathsaeError("two of -o, --features-table, --spots-table and --figures name the same path")
+    for path in outputs:  # refused before the work, not after it
+        writable_target(path, args.overwrite)
+    store, sample = TileStore.open(args.store), _visium(args.visium)
+    if args.figures:
+        _slide_for_figures(store)
     result = predict_genes(
         store, sample, args.genes, args.top_genes, model=args.model, n_folds=args.folds, block_um=args.block_um,
         sae=args.sae, top_features=args.top_features, seed=args.seed,
@@ -383,25 +440,46 @@ def _predict_genes(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_spots, export_tiles
+    from .export import checked_output, export_spots, export_tiles
     from .store import TileStore
 
+    checked_output(args.output, args.overwrite)
     store = TileStore.open(args.store)
     if args.visium:
-        from .io.visium import open_visium
-
-        rows = export_spots(store, open_visium(args.visium), args.output, args.genes, args.sae, args.overwrite)
+        rows = export_spots(
+            store, _visium(args.visium), args.output, args.genes, args.sae, args.overwrite,
+            bbox=args.bbox, geojson=args.geojson,
+        )  # fmt: skip
         print(f"{args.output}: {rows} spots")
     else:
+        if args.genes:
+            raise PathsaeError("--genes belongs to a spot table: give --visium with it")
         rows = export_tiles(store, args.output, args.bbox, args.geojson, args.sae, args.overwrite)
         print(f"{args.output}: {rows} tiles")
+
+
+def _visium(path: Path):
+    """A Visium sample for an analysis, its reader's notes (dropped barcodes, assumptions) on stderr."""
+    from .io.visium import open_visium
+
+    sample = open_visium(path)
+    _print_notes(sample.notes)
+    return sample
+
+
+def _slide_for_figures(store) -> None:
+    """Before the work: the store's slide is the one embedded (refused if replaced), or maps go without it."""
+    from .identity import verified_slide_path
+
+    if verified_slide_path(store) is None:
+        _print_notes([f"{store.provenance['slide_path']} is gone; maps are drawn without the tissue under them"])
 
 
 def _info(args: argparse.Namespace) -> None:
     if args.path.suffix.lower() == ".h5ad" or args.path.is_dir():
         from .io.visium import open_visium
 
-        sample = open_visium(args.path, fullres_image=args.fullres, mpp=args.mpp)
+        sample = open_visium(args.path, fullres_image=args.fullres, mpp=args.slide_mpp)
         print(f"{sample.library_id}: {sample.adata.n_obs} spots x {sample.adata.n_vars} genes")
         print(f"image: {sample.image_kind}" + (f" {sample.image.level_shapes}" if sample.image else ""))
         mpp = f"{sample.frame.mpp:.4f} µm/px ({sample.mpp_source})" if sample.frame.mpp else "unknown"
@@ -411,13 +489,15 @@ def _info(args: argparse.Namespace) -> None:
         return
     from .io.slides import open_slide
 
-    slide = open_slide(args.path, mpp=args.mpp)
+    slide = open_slide(args.path, mpp=args.slide_mpp)
     mpp = f"{slide.mpp:.4f} µm/px ({slide.mpp_source})" if slide.mpp else "unknown µm/px"
     print(f"{args.path.name}: {slide.backend}, axes {slide.axes}, {mpp}, pyramid {slide.pyramid}")
     for i, shape in enumerate(slide.level_shapes):
         print(f"  level {i}: {shape}")
     for note in slide.notes:
         print(f"note: {note}")
+    if slide.mpp is None:
+        print("note: µm/px unknown; give it with --slide-mpp (info, view and embed all take it)")
 
 
 def _view(args: argparse.Namespace) -> None:
@@ -427,12 +507,12 @@ def _view(args: argparse.Namespace) -> None:
     layers = []
     if args.visium:
         fullres = str(args.paths[0]) if args.paths else None
-        layers += layers_for(fullres, str(args.visium), args.mpp, args.genes)
+        layers += layers_for(fullres, str(args.visium), args.slide_mpp, args.genes)
         rest = args.paths[1:]
     else:
         rest = args.paths
     for path in rest:
-        layers += layers_for(str(path), None, args.mpp, [])
+        layers += layers_for(str(path), None, args.slide_mpp, [])
     shot = run_viewer(layers, screenshot=args.screenshot)
     if shot:
         print(f"screenshot: {shot}")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PathsaeError
-from .outputs import atomic_output
+from .outputs import atomic_output, writable_target
 from .store import TileStore
 
 FORMATS = (".csv", ".parquet", ".h5ad")
@@ -103,6 +103,14 @@ def tile_table(
     return meta, matrix, kind
 
 
+def checked_output(path: str | Path, overwrite: bool = False) -> Path:
+    """``path`` once its format is one we write and it may be written (before any work)."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise PathsaeError(f"{path.name}: choose a .csv, .parquet or .h5ad output")
+    return writable_target(path, overwrite)
+
+
 def write_table(
     meta: pd.DataFrame,
     matrix: np.ndarray,
@@ -113,10 +121,8 @@ def write_table(
     overwrite: bool = False,
 ) -> Path:
     """CSV/Parquet (one column per feature) or .h5ad (X = values, obsm['spatial'] = (x, y)), written atomically."""
-    path = Path(path)
+    path = checked_output(path, overwrite)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise PathsaeError(f"{path.name}: choose a .csv, .parquet or .h5ad output")
     prefix = "f" if kind == "activation" else "e"
     columns = [f"{prefix}{i}" for i in range(matrix.shape[1])]
     with atomic_output(path, overwrite) as temp:
@@ -143,6 +149,7 @@ def export_tiles(
     polygon=None,
 ) -> int:
     """Write the region's tile table; returns the number of rows."""
+    checked_output(path, overwrite)
     centres = store.tile_centres
     meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson, polygon), sae)
     if len(meta) == 0:
@@ -160,19 +167,25 @@ def export_spots(
     sae: str | None = None,
     overwrite: bool = False,
     polygon=None,
+    bbox=None,
+    geojson=None,
 ) -> int:
-    """Visium spot table: aggregated tile features beside the spots' normalised expression (spots in ``polygon``)."""
-    from .analysis.spots import aggregate_to_spots, normalised_expression
+    """Visium spot table: aggregated tile features beside the spots' normalised expression, for the spots
+    whose centres lie in the region (``bbox``, ``geojson`` and/or ``polygon``, as for tiles)."""
+    from .analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
 
+    checked_output(path, overwrite)
     array, kind = tile_values(store, sae)
     values, covered = aggregate_to_spots(store, sample, np.asarray(array[:], dtype=np.float32))
     expression = normalised_expression(sample, genes)
-    if polygon is not None:
-        keep = region_mask(sample.spots_level0_xy, polygon=polygon)
+    if bbox is not None or geojson is not None or polygon is not None:
+        keep = region_mask(sample.spots_level0_xy, bbox, geojson, polygon)
         if not keep.any():
             raise PathsaeError("no spot lies in the region")
         sample = _subset(sample, keep)
         values, covered, expression = values[keep], covered[keep], expression[keep]
+    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
+    report_spot_use(sample, covered, np.isfinite(values).all(axis=1) & ~qc_failed, qc_failed)
     meta = pd.DataFrame(
         {
             "barcode": sample.adata.obs_names,

@@ -28,9 +28,10 @@ def _figure(panels: int, title: str, panel_inches: float = 4.2):
 
 
 def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float, float, float, float]]:
-    """A small RGB image of the store's slide (None when the slide file is gone) and the level-0 box to show:
-    (width, height, then the tiles' bounds with a tile's margin: x0, y0, x1, y1)."""
-    from .errors import PathsaeError
+    """A small RGB image of the store's slide (None when the slide file is gone; refused when the file at
+    its path is another one) and the level-0 box to show: (width, height, then the tiles' bounds with a
+    tile's margin: x0, y0, x1, y1)."""
+    from .identity import verified_slide_path
     from .io.slides import open_slide
 
     height, width = store.provenance["slide_shape_yx"]
@@ -38,10 +39,10 @@ def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float,
     x0, y0 = np.clip(coords.min(axis=0) - side, 0, None)
     x1, y1 = np.minimum(coords.max(axis=0) + 2 * side, (width, height))
     box = (width, height, float(x0), float(y0), float(x1), float(y1))
-    try:
-        slide = open_slide(store.provenance["slide_path"])
-    except PathsaeError:
+    path = verified_slide_path(store)
+    if path is None:
         return None, box
+    slide = open_slide(path)
     try:
         level = next(
             (i for i, s in enumerate(slide.level_shapes) if max(s[:2]) <= 4 * THUMBNAIL_PX), len(slide.levels) - 1

@@ -25,6 +25,8 @@ def writable_target(path: str | Path, overwrite: bool = False) -> Path:
         raise PathsaeError(f"{path} exists; remove it or pass --overwrite")
     if not path.parent.is_dir():
         raise PathsaeError(f"no folder {path.parent} for the output")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PathsaeError(f"{path.parent} is not writable; choose another output folder")
     return path
 
 

@@ -16,9 +16,10 @@ import torch
 from . import __version__
 from .encoders import Encoder
 from .errors import PathsaeError
+from .identity import check_sae_fits_store, encoder_differences
 from .io.slides import Slide, open_slide
-from .store import TileStore, content_sha256
-from .tiles import TileGeometry, TileGrid, read_tiles, tile_grid
+from .store import TileStore, content_sha256, writer_lock
+from .tiles import GRID_LAYOUT, TileGeometry, TileGrid, read_tiles, tile_grid
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class EmbedOptions:
     visium: str | None = None  # Space Ranger folder of the same section, kept in provenance
     chunk_tiles: int = 512  # tiles written (and redone after a kill) together
     readers: int | None = None  # threads reading tiles; None: 1 on CPU, more on a GPU (see reader_threads)
+    visium_fingerprint: str | None = None  # identity.visium_fingerprint of that folder: later analyses check it
 
 
 def reader_threads(options: EmbedOptions, device: torch.device) -> int:
@@ -70,19 +72,33 @@ def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[in
     return widths
 
 
-def prepare_store(
-    slide_path: str | Path, store_path: str | Path, encoder: Encoder, options: EmbedOptions = EmbedOptions()
-) -> tuple[TileStore, Slide, TileGrid]:
-    """The slide's tile grid and its store (created, or resumed when slide, encoder and geometry match)."""
+def open_tiles(slide_path: str | Path, options: EmbedOptions = EmbedOptions()) -> tuple[Slide, TileGrid]:
+    """The slide and its tissue tile grid: checked before a model is loaded (a blank image is refused at once)."""
     slide = open_slide(slide_path, mpp=options.slide_mpp)
     try:
-        grid = tile_grid(slide, options.geometry)
+        return slide, tile_grid(slide, options.geometry)
+    except BaseException:
+        slide.close()
+        raise
+
+
+def prepare_store(
+    slide_path: str | Path,
+    store_path: str | Path,
+    encoder: Encoder,
+    options: EmbedOptions = EmbedOptions(),
+    tiles: tuple[Slide, TileGrid] | None = None,
+) -> tuple[TileStore, Slide, TileGrid]:
+    """The slide's tile grid and its store (created, or resumed when slide, encoder and geometry match)."""
+    slide, grid = tiles or open_tiles(slide_path, options)
+    try:
         widths = output_widths(encoder, options)
         identity = {
             "slide_sha256": content_sha256(Path(slide_path)),
             "encoder_spec": encoder.spec,
             "encoder_weights_sha256": encoder.weights_sha256,
             "geometry": options.geometry.to_dict(),
+            "grid": GRID_LAYOUT,
             "slide_mpp": slide.mpp,
             "outputs": sorted(widths),
         }
@@ -95,7 +111,9 @@ def prepare_store(
             "read_level": grid.read_level,
             "encoder": encoder.provenance(),
             "geometry": options.geometry.to_dict(),
+            "grid": GRID_LAYOUT,
             "visium": options.visium,
+            "visium_fingerprint": options.visium_fingerprint,
             "package_version": __version__,
             "torch_version": torch.__version__,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -122,29 +140,33 @@ def embed_slide(
     encoder: Encoder,
     options: EmbedOptions = EmbedOptions(),
     progress: ProgressCallback | None = None,
+    tiles: tuple[Slide, TileGrid] | None = None,
 ) -> dict:
-    """Embed every tissue tile of one slide into its store (resuming a killed run); returns the summary."""
+    """Embed every tissue tile of one slide into its store (resuming a killed run); returns the summary.
+
+    One run writes a store at a time (``writer_lock``): a second run on the same store is refused."""
     start = time.perf_counter()
-    store, slide, grid = prepare_store(slide_path, store_path, encoder, options)
-    try:
-        computed = _embed_pending(store, slide, grid, encoder, options, progress, Path(slide_path).name, start)
-    finally:
-        slide.close()
-    seconds = time.perf_counter() - start
-    summary = {
-        "slide": str(slide_path),
-        "store": str(store_path),
-        "tiles": len(grid),
-        "computed": computed,
-        "seconds": round(seconds, 3),
-        "tiles_per_s": round(computed / seconds, 2) if computed else 0.0,
-        "device": str(encoder.device),
-        "dtype": str(encoder.dtype).removeprefix("torch."),
-        "batch_size": options.batch_size,
-        "random_init": encoder.random_init,
-    }
-    if computed or not store.complete:  # a rerun on a finished store keeps the original run's record
-        store.mark_complete(summary)
+    with writer_lock(store_path):
+        store, slide, grid = prepare_store(slide_path, store_path, encoder, options, tiles)
+        try:
+            computed = _embed_pending(store, slide, grid, encoder, options, progress, Path(slide_path).name, start)
+        finally:
+            slide.close()
+        seconds = time.perf_counter() - start
+        summary = {
+            "slide": str(slide_path),
+            "store": str(store_path),
+            "tiles": len(grid),
+            "computed": computed,
+            "seconds": round(seconds, 3),
+            "tiles_per_s": round(computed / seconds, 2) if computed else 0.0,
+            "device": str(encoder.device),
+            "dtype": str(encoder.dtype).removeprefix("torch."),
+            "batch_size": options.batch_size,
+            "random_init": encoder.random_init,
+        }
+        if computed or not store.complete:  # a rerun on a finished store keeps the original run's record
+            store.mark_complete(summary)
     return summary
 
 
@@ -243,62 +265,58 @@ def _finished(store: TileStore) -> TileStore:
 
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
-    from .sae.formats import load_sae, sae_layer, sae_weights_sha256
+    from .sae.formats import load_sae, sae_provenance
 
     sae, cfg = load_sae(sae_dir)
-    store = _finished(TileStore.open(store_path, mode="r+"))
-    layer = sae_layer(cfg)
-    embeddings = store.embeddings(layer if layer in store.embedding_names() else "pooled")
-    if embeddings.shape[1] != sae.cfg.d_in:
-        raise PathsaeError(
-            f"the SAE expects {sae.cfg.d_in}-d inputs but {store.path.name} holds {embeddings.shape[1]}-d "
-            f"{layer} embeddings (another encoder?)"
-        )
-    trained_on = cfg.get("pathsae", {}).get("encoder", {}).get("weights_sha256")
-    if trained_on and trained_on != store.provenance["encoder"]["weights_sha256"]:
-        raise PathsaeError(f"the SAE was trained on another encoder's embeddings than {store.path.name}'s")
-    name = name or Path(sae_dir).name
-    provenance = {
-        "path": str(Path(sae_dir).resolve()),
-        "layer": layer,
-        "weights_sha256": sae_weights_sha256(sae_dir),
-        **cfg.get("pathsae", {}),
-    }
-    array = store.activation_array(name, sae.cfg.d_sae, provenance)
-    rows = max(1, batch_rows // store.chunk_tiles) * store.chunk_tiles  # whole zarr chunks per write
-    invalid = 0
-    with torch.no_grad():  # batch by batch into the store: memory stays flat however many tiles
-        for begin in range(0, embeddings.shape[0], rows):
-            x = torch.from_numpy(np.asarray(embeddings[begin : begin + rows], dtype=np.float32))
-            finite = torch.isfinite(x).all(dim=1)
-            codes = sae.encode(torch.where(finite[:, None], x, 0.0))
-            codes[~finite] = float("nan")  # no activations for a tile without a valid embedding
-            invalid += int((~finite).sum())
-            array[begin : begin + rows] = codes.numpy()
+    with writer_lock(store_path):
+        store = _finished(TileStore.open(store_path, mode="r+"))
+        provenance = sae_provenance(sae_dir, cfg)
+        layer = check_sae_fits_store(provenance, store, sae.cfg.d_in)
+        embeddings = store.embeddings(layer)
+        name = name or Path(sae_dir).name
+        array = store.activation_array(name, sae.cfg.d_sae, provenance)
+        rows = max(1, batch_rows // store.chunk_tiles) * store.chunk_tiles  # whole zarr chunks per write
+        invalid = 0
+        with torch.no_grad():  # batch by batch into the store: memory stays flat however many tiles
+            for begin in range(0, embeddings.shape[0], rows):
+                x = torch.from_numpy(np.asarray(embeddings[begin : begin + rows], dtype=np.float32))
+                finite = torch.isfinite(x).all(dim=1)
+                codes = sae.encode(torch.where(finite[:, None], x, 0.0))
+                codes[~finite] = float("nan")  # no activations for a tile without a valid embedding
+                invalid += int((~finite).sum())
+                array[begin : begin + rows] = codes.numpy()
     if invalid:
         log.warning("%d tiles have NaN/inf embeddings; their activations are NaN", invalid)
     return name
 
 
-def train_to_folder(stores: list[str | Path], output: str | Path, options, progress=None) -> dict:
-    """Train an SAE on the stores' embeddings and save it with its provenance; returns the metrics."""
+def train_to_folder(
+    stores: list[str | Path], output: str | Path, options, progress=None, overwrite: bool = False
+) -> dict:
+    """Train an SAE on the stores' embeddings and save it with its provenance; returns the metrics.
+
+    An existing ``output`` is refused unless ``overwrite`` (checked, with the folder's writability, before
+    training); activations cached from the replaced SAE are refused afterwards until re-encoded."""
+    from .outputs import writable_target
     from .sae.formats import save_sae
     from .sae.train import train_sae
 
+    writable_target(output, overwrite)
     opened = [_finished(TileStore.open(s)) for s in stores]
-    encoders = {s.provenance["encoder"]["weights_sha256"] for s in opened}
-    if len(encoders) > 1:
-        raise PathsaeError("the stores were embedded with different encoders; train on one encoder's stores")
+    first = opened[0].provenance["encoder"]
+    for other in opened[1:]:
+        if encoder_differences(first, other.provenance["encoder"]):
+            raise PathsaeError("the stores were embedded with different encoders; train on one encoder's stores")
     sae, metrics = train_sae(opened, options, progress)
     metrics["d_sae"] = sae.cfg.d_sae
     extra = {
-        "encoder": opened[0].provenance["encoder"],
+        "encoder": first,
         "stores": [str(s.path.resolve()) for s in opened],
         "training": dict(vars(options)),
         "metrics": metrics,
         "package_version": __version__,
     }
-    save_sae(sae, output, options.layer, extra)
+    save_sae(sae, output, options.layer, extra, overwrite)
     return metrics
 
 
@@ -306,13 +324,15 @@ def correlate_store(
     store_path, visium, genes=None, top_genes: int | None = None, sae: str | None = None, everything=False
 ):
     """Feature x gene correlation table of a store's activations aggregated to the Visium spots."""
-    from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression
+    from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression, report_spot_use
     from .io.visium import open_visium
 
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
-    sample = open_visium(visium)
-    spot_values, _ = aggregate_to_spots(store, sample, activations)
+    sample = open_visium(visium) if isinstance(visium, (str, Path)) else visium
+    spot_values, covered = aggregate_to_spots(store, sample, activations)
     expression = normalised_expression(sample, genes, top_genes)
+    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
+    report_spot_use(sample, covered, np.isfinite(spot_values).all(axis=1) & ~qc_failed, qc_failed)
     names = [f"f{i}" for i in range(activations.shape[1])]
     return correlation_table(spot_values, expression, names, everything=everything)

@@ -70,15 +70,11 @@ class ExplorerSession:
 
     def attach_sae(self, sae_dir: str | Path) -> None:
         """Use this SAE folder's SAE; its labels are loaded and its cached activations reused."""
-        from .sae.formats import load_sae, sae_layer, sae_weights_sha256
+        from .sae.formats import load_sae, sae_provenance
 
         sae_dir = Path(sae_dir)
         sae, cfg = load_sae(sae_dir)
-        provenance = {
-            "path": str(sae_dir.resolve()),
-            "layer": sae_layer(cfg),
-            "weights_sha256": sae_weights_sha256(sae_dir),
-        }
+        provenance = sae_provenance(sae_dir, cfg)
         self.computer.set_sae(sae, sae_dir.name, provenance)
         self.sae_dir, self.sae_sha256 = sae_dir, provenance["weights_sha256"]
         self.labels = _read_labels(sae_dir)

@@ -18,13 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import zarr
+from filelock import FileLock, Timeout
 
 from . import __version__
 from .errors import PathsaeError
@@ -37,6 +41,32 @@ def content_sha256(path: Path) -> str:
     """sha256 of the whole file, streamed (about 1 s per GB)."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+_locks: dict[Path, FileLock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def writer_lock(path: str | Path, wait_s: float = 5.0) -> Iterator[None]:
+    """One writer per store across processes: a lock file beside the store (``.NAME.lock``), held while
+    computing. Another run holding it longer than ``wait_s`` is refused in one line, never computed twice.
+    Re-entrant within one process (the viewer's batches and a CLI run in one interpreter share it)."""
+    path = Path(path).absolute()
+    with _locks_guard:
+        lock = _locks.setdefault(path, FileLock(str(path.with_name(f".{path.name}.lock")), thread_local=False))
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise PathsaeError(
+            f"{path.name} is being written by another pathsae run (lock {lock.lock_file}); wait for it to finish"
+        ) from None
+    except OSError as exc:
+        raise PathsaeError(f"cannot lock {path.name} for writing: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _create(
@@ -55,6 +85,23 @@ def _create(
     root.create_group("activations")
     root.create_array("done", shape=(-(-n // rows),), chunks=(4096,), dtype=bool, fill_value=False)
     root.attrs.update(attrs)
+
+
+#: The weights file of an SAE folder (SAELens's layout; see sae/formats.py).
+SAE_WEIGHTS_FILE = "sae_weights.safetensors"
+
+
+def _check_sae_unchanged(store: Path, name: str, sae: dict) -> None:
+    """Cached activations are refused once the SAE folder they came from holds other weights."""
+    folder = sae.get("path")
+    weights = Path(folder) / SAE_WEIGHTS_FILE if folder else None
+    if weights is None or not weights.is_file() or not sae.get("weights_sha256"):
+        return  # the SAE folder is gone (the activations stand on their own) or was never recorded
+    if content_sha256(weights) != sae["weights_sha256"]:
+        raise PathsaeError(
+            f"{store.name}: activations {name!r} were computed by an SAE since replaced at {folder}; "
+            f"rerun `pathsae encode {store} --sae {folder}`"
+        )
 
 
 @dataclass
@@ -187,7 +234,9 @@ class TileStore:
             name = names[0]
         if name not in names:
             raise PathsaeError(f"{self.path}: no activations {name!r} (has {', '.join(names)})")
-        return self.root["activations"][name]
+        array = self.root["activations"][name]
+        _check_sae_unchanged(self.path, name, dict(array.attrs.get("sae", {})))
+        return array
 
     # --- writing ------------------------------------------------------------------------------
     @property
@@ -234,6 +283,7 @@ class TileStore:
             array = group[name]
             same = array.attrs.get("sae", {}).get("weights_sha256") == sae_provenance.get("weights_sha256")
             if same and array.shape == (self.n_tiles, width):
+                array.attrs.update({"sae": sae_provenance})  # the same weights, perhaps from another folder now
                 return array
             del group[name]
         array = group.create_array(

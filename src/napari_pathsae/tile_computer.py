@@ -15,8 +15,10 @@ import torch
 
 from .encoders import Encoder
 from .errors import PathsaeError
+from .identity import check_sae_fits_store
 from .pipeline import EmbedOptions, embed_batches, prepare_store
 from .sae.base import SAE
+from .store import writer_lock
 
 
 class TileComputer:
@@ -45,15 +47,9 @@ class TileComputer:
         return self.store.n_tiles
 
     def set_sae(self, sae: SAE, name: str, provenance: dict) -> None:
-        """Use this SAE from now on; its activations already in the store are loaded."""
-        layer = provenance.get("layer", "pooled")
-        if layer not in self.store.embedding_names():
-            raise PathsaeError(
-                f"the SAE reads {layer!r} embeddings; the store has {', '.join(self.store.embedding_names())}"
-            )
-        width = self.store.embeddings(layer).shape[1]
-        if sae.cfg.d_in != width:
-            raise PathsaeError(f"the SAE expects {sae.cfg.d_in}-d inputs but this encoder gives {width}-d {layer}")
+        """Use this SAE from now on (refused on a store of another encoder or layer); its activations
+        already in the store are loaded."""
+        layer = check_sae_fits_store(provenance, self.store, sae.cfg.d_in)
         with self._lock:
             self.sae, self.sae_name, self._layer = sae.eval(), name, layer
             self._sae_array = self.store.activation_array(name, sae.cfg.d_sae, provenance)
@@ -79,12 +75,17 @@ class TileComputer:
         with self._lock:
             new = indices[~self.embedded[indices]]
             if len(new):
-                from .tiles import read_tiles
+                with writer_lock(self.store.path):  # a CLI run on this store may have embedded them meanwhile
+                    written = ~np.isnan(self.store.root["embeddings"]["pooled"].oindex[new, 0])
+                    self.embedded[new[written]] = True
+                    new = new[~written]
+                    if len(new):
+                        from .tiles import read_tiles
 
-                outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
-                self.store.write_tiles(new, outputs)
-                self.embedded[new] = True
-                self._mark_complete_when_embedded()
+                        outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
+                        self.store.write_tiles(new, outputs)
+                        self.embedded[new] = True
+                    self._mark_complete_when_embedded()
             if self.sae is None:
                 return np.empty((len(indices), 0), np.float32)
             x = np.asarray(self.store.embeddings(self._layer).oindex[indices], dtype=np.float32)

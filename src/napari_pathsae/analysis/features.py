@@ -66,6 +66,8 @@ def concept_weights(activations: np.ndarray, n_concepts: int = 8, method: str = 
 
     if method not in CONCEPT_METHODS:
         raise PathsaeError(f"unknown concept method {method!r} (choose {', '.join(CONCEPT_METHODS)})")
+    if not isinstance(n_concepts, (int, np.integer)) or n_concepts < 2:
+        raise PathsaeError(f"{n_concepts} concepts: ask for at least 2")
     computed = computed_rows(activations)
     values = np.clip(activations[computed], 0, None)
     if len(values) < n_concepts:

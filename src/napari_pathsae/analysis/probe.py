@@ -32,6 +32,10 @@ def spatial_folds(xy_um: np.ndarray, n_folds: int = 5, block_um: float = 1000.0)
     """
     from sklearn.model_selection import GroupKFold
 
+    if n_folds < 2:
+        raise PathsaeError(f"{n_folds} folds: held-out prediction needs at least 2")
+    if not (np.isfinite(block_um) and block_um > 0):
+        raise PathsaeError(f"held-out squares of {block_um} µm: give a positive side")
     if len(xy_um) < 2 * n_folds:
         raise PathsaeError(f"{len(xy_um)} spots cannot make {n_folds} held-out folds; need at least {2 * n_folds}")
     side = float(block_um)

@@ -6,6 +6,7 @@ level-0 pixels of the slide the tiles came from, which is the full-resolution im
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +15,12 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..errors import PathsaeError
+from ..identity import check_visium_matches
 from ..io.visium import VisiumSample
 from ..store import TileStore
 from .probe import spatial_folds, zscore
+
+log = logging.getLogger(__name__)
 
 #: Points per spot disk used to measure tile/disk overlap areas (a 24 x 24 lattice inside the disk).
 DISK_SAMPLES = 24
@@ -98,7 +102,9 @@ def spot_design(
     overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
     inputs = spot_means(overlap, tile_values)
     expression = normalised_expression(sample, genes, top_genes)
-    keep = np.isfinite(inputs).all(axis=1) & np.isfinite(expression.to_numpy()).all(axis=1)
+    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
+    keep = np.isfinite(inputs).all(axis=1) & ~qc_failed
+    report_spot_use(sample, np.asarray(overlap.sum(axis=1)).ravel(), keep, qc_failed)
     if keep.sum() < 2 * n_folds:
         raise PathsaeError(
             f"only {int(keep.sum())} spots have computed tiles and pass library QC; "
@@ -108,8 +114,35 @@ def spot_design(
     return SpotDesign(inputs[keep].astype(np.float64), expression[keep], keep, folds, side, overlap)
 
 
+def report_spot_use(sample: VisiumSample, covered: np.ndarray, used: np.ndarray, qc_failed: np.ndarray) -> str:
+    """One line saying which spots an analysis used and why the others were left out, logged as a warning
+    when any was; it adds a warning when most in-tissue spots lie on no tile (another section's sample?)."""
+    total, no_tile = len(covered), covered == 0
+    parts = [f"spots: {int(used.sum())} of {total} used"]
+    dropped = []
+    if no_tile.any():
+        dropped.append(f"{int(no_tile.sum())} lie on no tissue tile")
+    if (qc_failed & ~no_tile).any():
+        dropped.append(f"{int((qc_failed & ~no_tile).sum())} fail library QC (too few counts)")
+    if dropped:
+        parts.append("; left out: " + ", ".join(dropped))
+    obs = sample.adata.obs
+    in_tissue = obs["in_tissue"].to_numpy() == 1 if "in_tissue" in obs else np.ones(total, bool)
+    if in_tissue.any() and no_tile[in_tissue].mean() > 0.5:
+        parts.append(
+            f"; {no_tile[in_tissue].mean():.0%} of the in-tissue spots lie on no tile of this store: "
+            "a Visium sample of another section, or positions of another image?"
+        )
+    line = "".join(parts)
+    if dropped:
+        log.warning(line)
+    return line
+
+
 def check_same_section(store: TileStore, sample: VisiumSample) -> None:
-    """Spot pixels are full-resolution pixels: the store's slide must be that full-resolution image."""
+    """Spot pixels are full-resolution pixels: the store's slide must be that full-resolution image, and a
+    store embedded with a Visium sample accepts only that sample's spots."""
+    check_visium_matches(store, sample)
     height, width = store.provenance["slide_shape_yx"]
     xy = sample.adata.obsm["spatial"]
     outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] > width) | (xy[:, 1] > height)

@@ -96,8 +96,7 @@ def open_visium(
     else:
         raise PathsaeError(f"{path}: not a Space Ranger outs/ folder or an .h5ad file")
     adata, library_id, scalefactors, shown, kind, notes = parts
-    if "spot_diameter_fullres" not in scalefactors:
-        raise PathsaeError(f"{path}: scalefactors lack spot_diameter_fullres")
+    _check_scalefactors(path, scalefactors)
     px_in_fullres = 1.0
     if fullres_image is not None:
         fullres = open_slide(fullres_image, mpp=mpp)
@@ -116,7 +115,59 @@ def open_visium(
         WorldFrame(fullres_mpp), source, spot_shape, notes,
     )  # fmt: skip
     _check_spots_inside(sample)
+    _check_spot_diameter(sample)
     return sample
+
+
+def _check_scalefactors(path: Path, scalefactors: dict) -> None:
+    """Scale factors are positive finite numbers, or the spots would be drawn and aggregated nowhere."""
+    if "spot_diameter_fullres" not in scalefactors:
+        raise PathsaeError(f"{path}: scalefactors lack spot_diameter_fullres")
+    for key in ("spot_diameter_fullres", "tissue_hires_scalef", "tissue_lowres_scalef", "microns_per_pixel"):
+        if key not in scalefactors:
+            continue
+        try:
+            value = float(scalefactors[key])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (np.isfinite(value) and value > 0):
+            raise PathsaeError(f"{path}: scalefactor {key} is {scalefactors[key]!r}; it must be a positive number")
+
+
+#: Spot diameter ÷ centre-to-centre spacing: Visium 55/100 µm, legacy ST 100/200 µm, HD bins 1 (squares).
+EXPECTED_DIAMETER_TO_SPACING = (0.5, 1.0)
+
+
+def spot_spacing_fullres(sample: VisiumSample) -> float | None:
+    """Median distance from each spot to its nearest neighbour, full-resolution px (None under 3 spots)."""
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(sample.adata.obsm["spatial"], dtype=float)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) < 3:
+        return None
+    distance, _ = cKDTree(xy).query(xy, k=2)
+    nearest = distance[:, 1]
+    nearest = nearest[nearest > 0]
+    return float(np.median(nearest)) if len(nearest) else None
+
+
+def _check_spot_diameter(sample: VisiumSample) -> None:
+    """A spot diameter far above the spot grid's spacing means wrong scale factors (each spot would average
+    its neighbours' tissue): refused at three times the spacing, noted above 1.2 times. (A sparse subset of
+    spots has a larger spacing, so a small ratio says nothing.)"""
+    spacing = spot_spacing_fullres(sample)
+    if spacing is None:
+        return
+    ratio = sample.spot_diameter_fullres / spacing
+    said = (
+        f"spot diameter {sample.spot_diameter_fullres:.1f} px is {ratio:.2f}x the spots' spacing {spacing:.1f} px "
+        "(Visium 0.55x, HD bins 1x)"
+    )
+    if ratio > 3:
+        raise PathsaeError(f"{sample.path}: {said}: wrong spot_diameter_fullres in the scalefactors?")
+    if ratio > 1.2:
+        sample.notes.append(f"{said}; check spot_diameter_fullres")
 
 
 def _check_spots_inside(sample: VisiumSample) -> None:
@@ -203,6 +254,9 @@ def _read_spaceranger(root: Path, image: str):
         notes.append(f"{adata.n_obs - len(shared)} barcodes without a position were dropped")
         adata = adata[shared].copy()
     adata.obs = adata.obs.join(positions.loc[adata.obs_names])
+    outside = int((adata.obs["in_tissue"] == 0).sum())
+    if outside:
+        notes.append(f"{outside} of {adata.n_obs} spots are marked outside the tissue (in_tissue 0); they are used")
     rowcol = adata.obs[["pxl_row_in_fullres", "pxl_col_in_fullres"]].to_numpy(float)
     adata.obsm["spatial"] = rowcol[:, ::-1].copy()  # (x, y)
     library_id = _library_id(root)
@@ -260,11 +314,18 @@ def _read_h5ad(path: Path):
     with reported_as(f"{path}: cannot read the .h5ad"):
         adata = ad.read_h5ad(path)
     spatial = adata.uns.get("spatial")
-    if "spatial" not in adata.obsm or not isinstance(spatial, dict) or not spatial:
-        raise PathsaeError(f"{path.name}: no obsm['spatial'] and uns['spatial'] (not a spatial sample)")
+    if "spatial" not in adata.obsm:
+        raise PathsaeError(f"{path.name}: no obsm['spatial'] (spot coordinates): not a spatial sample")
+    if not isinstance(spatial, dict) or not spatial:
+        raise PathsaeError(
+            f"{path.name}: obsm['spatial'] is there but uns['spatial'] (library id, scalefactors with "
+            "spot_diameter_fullres) is missing; squidpy.read.visium and scanpy.read_visium write both"
+        )
     library_id = next(iter(spatial))
     entry = spatial[library_id]
     scalefactors = dict(entry.get("scalefactors", {}))
+    if not scalefactors:
+        raise PathsaeError(f"{path.name}: uns['spatial'][{library_id!r}] has no scalefactors")
     images = entry.get("images", {})
     kind = next((k for k in ("hires", "lowres") if k in images), "none")
     shown = Slide.from_array(images[kind]) if kind != "none" else None

@@ -27,10 +27,14 @@ TABBED = ["Feature dashboard", "Model and inference", "Spots and genes", "Concep
           "Open slide / Visium"]  # fmt: skip
 
 
+#: The cache's name: changed whenever stores of an earlier version are refused (2: edge-padded tile grids).
+DEMO_CACHE = "demo-2"
+
+
 def demo_folder() -> Path:
     """Where the demo keeps its store and SAE (the user's cache)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "napari-pathsae" / "demo"
+    return cache / "napari-pathsae" / DEMO_CACHE
 
 
 def most_active(activations: np.ndarray, n: int = PAINTED) -> list[int]:

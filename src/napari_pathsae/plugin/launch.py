@@ -92,8 +92,11 @@ def run_demo(screenshot: Path | None = None) -> Path | None:
             napari.run()
             return None
         try:
-            if not _wait(lambda: demo.done, DEMO_TIMEOUT_S):
-                status = demo.panels["Model and inference"].status.value
+            model = demo.panels["Model and inference"]
+            if not _wait(lambda: demo.done or model.last_error, DEMO_TIMEOUT_S) or model.last_error:
+                status = model.status.value
+                if model.last_error:
+                    raise PathsaeError(f"the demo stopped: {status}")
                 raise PathsaeError(f"the demo did not finish in {DEMO_TIMEOUT_S} s (last status: {status})")
             worker = demo.state.worker
             _wait(lambda: worker.pending == 0, 120)

@@ -10,17 +10,19 @@ import torch
 
 from ..errors import PathsaeError
 from ..outputs import atomic_folder
+from ..store import SAE_WEIGHTS_FILE, content_sha256
 from . import SAE, SAEConfig, build_sae
 
 CFG = "cfg.json"
-WEIGHTS = "sae_weights.safetensors"
+WEIGHTS = SAE_WEIGHTS_FILE
 #: Our architectures as SAELens names them (BatchTopK is saved in its JumpReLU inference form, as SAELens does).
 SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
 FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 
-def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
-    """Write the SAE (normalisation folded in) atomically: a temp folder renamed into place."""
+def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict, overwrite: bool = False) -> Path:
+    """Write the SAE (normalisation folded in) atomically: a temp folder renamed into place; an existing
+    folder is replaced only with ``overwrite``."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -39,7 +41,7 @@ def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict) -> Path:
     if sae.cfg.arch == "topk":
         cfg["k"] = sae.cfg.k
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(directory, overwrite=True) as staging:
+    with atomic_folder(directory, overwrite) as staging:
         save_file(sae.folded_weights(), str(staging / WEIGHTS))
         (staging / CFG).write_text(json.dumps(cfg, indent=2))
     return directory
@@ -60,9 +62,18 @@ def read_cfg(directory: str | Path) -> dict:
 
 def sae_weights_sha256(directory: str | Path) -> str:
     """Fingerprint of an SAE folder's weights: activations cached in a store are tied to it."""
-    import hashlib
+    return content_sha256(Path(directory) / WEIGHTS)
 
-    return hashlib.sha256((Path(directory) / WEIGHTS).read_bytes()).hexdigest()
+
+def sae_provenance(directory: str | Path, cfg: dict) -> dict:
+    """What a store records beside an SAE's activations: its folder, weights' sha256, input layer and
+    the encoder it was trained on (from cfg.json; absent for an SAE trained elsewhere)."""
+    return {
+        "path": str(Path(directory).resolve()),
+        "layer": sae_layer(cfg),
+        "weights_sha256": sae_weights_sha256(directory),
+        **cfg.get("pathsae", {}),
+    }
 
 
 def load_sae(directory: str | Path) -> tuple[SAE, dict]:

@@ -28,6 +28,18 @@ class TrainOptions:
     lr: float = 4e-4
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        """Settings that cannot train are refused before any data is read."""
+        if self.arch not in ("relu", "topk", "batchtopk", "jumprelu"):
+            raise PathsaeError(f"unknown SAE architecture {self.arch!r} (relu, topk, batchtopk, jumprelu)")
+        for name in ("expansion", "k", "batch_size", "samples"):
+            if int(getattr(self, name)) < 1:
+                raise PathsaeError(f"SAE {name} {getattr(self, name)} must be at least 1")
+        for name in ("l1_coefficient", "l0_coefficient", "lr"):
+            value = float(getattr(self, name))
+            if not np.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise PathsaeError(f"SAE {name} {value} must be a finite number above 0")
+
     @classmethod
     def for_section(cls, n_tiles: int, **choices) -> TrainOptions:
         """The viewer's defaults for one section: SECTION_DEFAULTS, and SAMPLES_PER_TILE inputs per tile

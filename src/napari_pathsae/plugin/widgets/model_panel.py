@@ -53,6 +53,7 @@ class ModelPanel(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.state = state_for(viewer)
+        self.last_error: str | None = None  # the last failure shown in the status line (the demo stops on it)
         self.slide_layer = ComboBox(label="Slide layer", choices=self._slide_layers, tooltip="the slide to compute")
         self.spots_layer = ComboBox(
             label="Visium spots", choices=self._spots_layers, tooltip="spots of the same section (genes, predictions)"
@@ -247,7 +248,7 @@ class ModelPanel(Container):
 
     def _fail(self, exc: Exception, reported: bool = False) -> None:
         self.load_button.enabled = True
-        self.status.value = str(exc)
+        self.status.value = self.last_error = str(exc)
         if not reported:
             report_error(exc)
 
