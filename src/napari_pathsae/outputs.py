@@ -25,8 +25,13 @@ def writable_target(path: str | Path, overwrite: bool = False) -> Path:
         raise PathsaeError(f"{path} exists; remove it or pass --overwrite")
     if not path.parent.is_dir():
         raise PathsaeError(f"no folder {path.parent} for the output")
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise PathsaeError(f"{path.parent} is not writable; choose another output folder")
+    try:  # a real write, not os.access: read-only mounts, ACLs and root all answer truthfully
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise PathsaeError(
+            f"{path.parent} is not writable ({exc.strerror or exc}); choose another output folder"
+        ) from None
     return path
 
 
