@@ -239,7 +239,7 @@ def _embed(args: argparse.Namespace) -> None:
         else:
             checked[0].close()
     allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
-    if len(args.slides) == 1 and not args.scheduler:
+    if tiles is not None:
         from .encoders import load_encoder
         from .pipeline import embed_slide
 
@@ -317,27 +317,21 @@ def _encode(args: argparse.Namespace) -> None:
 
 def _correlate(args: argparse.Namespace) -> None:
     from .analysis.annotations import correlate_annotations
+    from .outputs import writable_target
     from .pipeline import correlate_store
 
     if (args.visium is None) == (args.annotations is None):
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
+    writable_target(args.output, args.overwrite)  # refused before the work, not after it
     if args.visium:
-        _write_check(args.output, args.overwrite)
         table = correlate_store(args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all)
         what, unit = "feature-gene", "spots"
     else:
-        _write_check(args.output, args.overwrite)
         table = correlate_annotations(args.store, args.annotations, args.sae, args.all)
         what, unit = "feature-annotation", "tiles"
     _write_csv(table, args.output, args.overwrite)
     n = int(table[f"n_{unit}"].iloc[0]) if len(table) else 0
     print(f"{args.output}: {len(table)} {what} pairs over {n} {unit}")
-
-
-def _write_check(path: Path, overwrite: bool) -> None:
-    from .outputs import writable_target
-
-    writable_target(path, overwrite)  # refused before the work, not after it
 
 
 def _write_csv(table, path: Path, overwrite: bool) -> None:
@@ -440,10 +434,9 @@ def _predict_genes(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import checked_output, export_spots, export_tiles
+    from .export import export_spots, export_tiles
     from .store import TileStore
 
-    checked_output(args.output, args.overwrite)
     store = TileStore.open(args.store)
     if args.visium:
         rows = export_spots(

@@ -103,11 +103,17 @@ def tile_table(
     return meta, matrix, kind
 
 
+def _table_format(path: str | Path) -> str:
+    """The output's suffix, once it is one we write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise PathsaeError(f"{Path(path).name}: choose a .csv, .parquet or .h5ad output")
+    return suffix
+
+
 def checked_output(path: str | Path, overwrite: bool = False) -> Path:
     """``path`` once its format is one we write and it may be written (before any work)."""
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise PathsaeError(f"{path.name}: choose a .csv, .parquet or .h5ad output")
+    _table_format(path)
     return writable_target(path, overwrite)
 
 
@@ -121,8 +127,7 @@ def write_table(
     overwrite: bool = False,
 ) -> Path:
     """CSV/Parquet (one column per feature) or .h5ad (X = values, obsm['spatial'] = (x, y)), written atomically."""
-    path = checked_output(path, overwrite)
-    suffix = path.suffix.lower()
+    suffix = _table_format(path)  # atomic_output checks that it may be written
     prefix = "f" if kind == "activation" else "e"
     columns = [f"{prefix}{i}" for i in range(matrix.shape[1])]
     with atomic_output(path, overwrite) as temp:
@@ -184,8 +189,7 @@ def export_spots(
             raise PathsaeError("no spot lies in the region")
         sample = _subset(sample, keep)
         values, covered, expression = values[keep], covered[keep], expression[keep]
-    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
-    report_spot_use(sample, covered, np.isfinite(values).all(axis=1) & ~qc_failed, qc_failed)
+    report_spot_use(sample, covered, values, expression)
     meta = pd.DataFrame(
         {
             "barcode": sample.adata.obs_names,

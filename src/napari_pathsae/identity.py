@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
+
+import numpy as np
 
 from .errors import PathsaeError
 from .store import TileStore, content_sha256
@@ -80,10 +83,6 @@ def visium_fingerprint(sample) -> str:
     """sha256 of a Visium sample's registration: barcodes, spot centres (full-resolution px, to 0.1 px)
     and spot diameter. The counts are not part of it: the same spots with another matrix are the same
     section."""
-    import hashlib
-
-    import numpy as np
-
     order = np.argsort(np.asarray(sample.adata.obs_names, dtype=str))
     xy = np.round(np.asarray(sample.adata.obsm["spatial"], dtype=float)[order] * 10).astype(np.int64)
     digest = hashlib.sha256("\n".join(np.asarray(sample.adata.obs_names, dtype=str)[order]).encode())

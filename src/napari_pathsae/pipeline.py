@@ -321,18 +321,15 @@ def train_to_folder(
 
 
 def correlate_store(
-    store_path, visium, genes=None, top_genes: int | None = None, sae: str | None = None, everything=False
+    store_path, sample, genes=None, top_genes: int | None = None, sae: str | None = None, everything=False
 ):
-    """Feature x gene correlation table of a store's activations aggregated to the Visium spots."""
+    """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots."""
     from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression, report_spot_use
-    from .io.visium import open_visium
 
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
-    sample = open_visium(visium) if isinstance(visium, (str, Path)) else visium
     spot_values, covered = aggregate_to_spots(store, sample, activations)
     expression = normalised_expression(sample, genes, top_genes)
-    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
-    report_spot_use(sample, covered, np.isfinite(spot_values).all(axis=1) & ~qc_failed, qc_failed)
+    report_spot_use(sample, covered, spot_values, expression)
     names = [f"f{i}" for i in range(activations.shape[1])]
     return correlation_table(spot_values, expression, names, everything=everything)

@@ -146,8 +146,6 @@ class TileStore:
                 changed = sorted(k for k in identity if store.identity.get(k) != identity[k])
                 raise PathsaeError(f"{path} was made with a different {', '.join(changed)}; choose another output")
             return store
-        if len(coords) == 0:
-            raise PathsaeError("no tissue tile to embed (lower --min-tissue, or check the slide)")
         # built beside its final path and renamed into place: a failed creation leaves nothing
         building = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.creating")
         try:

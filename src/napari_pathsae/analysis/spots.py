@@ -102,9 +102,7 @@ def spot_design(
     overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
     inputs = spot_means(overlap, tile_values)
     expression = normalised_expression(sample, genes, top_genes)
-    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
-    keep = np.isfinite(inputs).all(axis=1) & ~qc_failed
-    report_spot_use(sample, np.asarray(overlap.sum(axis=1)).ravel(), keep, qc_failed)
+    keep = report_spot_use(sample, np.asarray(overlap.sum(axis=1)).ravel(), inputs, expression)
     if keep.sum() < 2 * n_folds:
         raise PathsaeError(
             f"only {int(keep.sum())} spots have computed tiles and pass library QC; "
@@ -114,9 +112,14 @@ def spot_design(
     return SpotDesign(inputs[keep].astype(np.float64), expression[keep], keep, folds, side, overlap)
 
 
-def report_spot_use(sample: VisiumSample, covered: np.ndarray, used: np.ndarray, qc_failed: np.ndarray) -> str:
-    """One line saying which spots an analysis used and why the others were left out, logged as a warning
-    when any was; it adds a warning when most in-tissue spots lie on no tile (another section's sample?)."""
+def report_spot_use(
+    sample: VisiumSample, covered: np.ndarray, spot_values: np.ndarray, expression: pd.DataFrame
+) -> np.ndarray:
+    """The spots an analysis uses (finite aggregated values, passing library QC), and one line saying why
+    the others were left out, logged as a warning when any was; it adds a warning when most in-tissue
+    spots lie on no tile (another section's sample?)."""
+    qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
+    used = np.isfinite(spot_values).all(axis=1) & ~qc_failed
     total, no_tile = len(covered), covered == 0
     parts = [f"spots: {int(used.sum())} of {total} used"]
     dropped = []
@@ -133,10 +136,9 @@ def report_spot_use(sample: VisiumSample, covered: np.ndarray, used: np.ndarray,
             f"; {no_tile[in_tissue].mean():.0%} of the in-tissue spots lie on no tile of this store: "
             "a Visium sample of another section, or positions of another image?"
         )
-    line = "".join(parts)
     if dropped:
-        log.warning(line)
-    return line
+        log.warning("".join(parts))
+    return used
 
 
 def check_same_section(store: TileStore, sample: VisiumSample) -> None:
