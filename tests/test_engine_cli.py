@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +55,11 @@ def test_embed_and_train_report_one_summary_line(section):
     assert embed.stdout.count("\n") == 1
     assert f"{store.n_tiles} tiles" in embed.stdout and "tiles/s" in embed.stdout and "device cpu" in embed.stdout
     assert "RANDOM init" in embed.stderr  # said loudly, once
-    assert "topk SAE, 1536 features" in train.stdout and "FVU" in train.stdout
-    assert store.activation_names() == ["sae"] and store.activations().shape == (store.n_tiles, 1536)
+    assert "of 1536 never fired: removed" in train.stdout and "FVU" in train.stdout and "dead 0.0%" in train.stdout
+    kept = int(re.search(r"topk SAE, (\d+) features", train.stdout).group(1))
+    assert 100 < kept < 1536
+    assert store.activation_names() == ["sae"] and store.activations().shape == (store.n_tiles, kept)
+    assert (work / "sae" / "sparsity.safetensors").is_file()
 
 
 def test_planted_gene_comes_back_as_the_top_correlated_gene(section):
@@ -78,6 +83,58 @@ def test_transposed_coordinates_lose_the_planted_gene(section):
         top_r(pd.read_csv(work / "c2.csv"), "PLANTED1"),
     )
     assert aligned > 0.6 and transposed < aligned - 0.25, (aligned, transposed)
+
+
+def discoveries(stdout: str) -> dict[str, int]:
+    found = re.search(r"naive Pearson (\d+), naive Spearman (\d+), spatial (\d+)", stdout)
+    return dict(zip(("pearson", "spearman", "spatial"), map(int, found.groups()), strict=True))
+
+
+def test_the_spatial_test_survives_a_null_and_keeps_the_planted_gene(section):
+    work, _, _ = section
+    real = pathsae("correlate", work / "b4.zarr", "--visium", work / "planted", "-o", work / "real.csv")
+    table = pd.read_csv(work / "real.csv")
+    assert {"n_eff", "p_spatial", "q_spatial", "r_bound"} <= set(table.columns)
+    best = table[table.rank_in_feature == 1].sort_values("r_bound", ascending=False)
+    assert best.gene.iloc[0] == "PLANTED1", best.head()
+    planted = table[(table.gene == "PLANTED1") & (table.rank_in_gene == 1)].iloc[0]
+    assert planted.q_spatial < 0.01 and planted.n_eff < planted.n_spots  # 8e-4 with vit_tiny, 8e-8 vit_small
+    for null in ("transpose", "rotate", "shuffle-blocks"):
+        run = pathsae(
+            "correlate", work / "b4.zarr", "--visium", work / "planted", "-o", work / f"{null}.csv", "--null", null
+        )
+        counts = discoveries(run.stdout)
+        assert run.stdout.startswith(f"null {null}: ") and "every discovery is false" in run.stdout
+        assert counts["spatial"] <= min(5, counts["spearman"]) and counts["pearson"] > 20 * max(1, counts["spatial"])
+        nulled = pd.read_csv(work / f"{null}.csv")
+        assert nulled[nulled.gene == "PLANTED1"].q_spatial.min() > 0.05
+    assert discoveries(real.stdout)["spatial"] > 10
+
+
+def test_report_card_with_a_second_seed_and_the_section_biology(section):
+    work, _, _ = section
+    pathsae("train", work / "b4.zarr", "-o", work / "sae_seed1", "--expansion", "8", "--k", "16", "--seed", "1")
+    out = pathsae(
+        "report", work / "sae", "--store", work / "b4.zarr", "--visium", work / "planted",
+        "--other-sae", work / "sae_seed1", "-o", work / "report",
+    )  # fmt: skip
+    summary = json.loads((work / "report" / "report.json").read_text())
+    for key in ("explained_variance", "mse", "l0", "dead_fraction", "dense_fraction", "l2_ratio", "stability"):
+        assert key in summary, key
+    assert 0.9 < summary["explained_variance"] <= 1 and summary["dead_fraction"] == 0 and summary["l0"] == 16
+    stability = summary["stability"]
+    assert 0 < stability["stable_features"] <= stability["features_compared"] and stability["median_r"] > 0.5
+    assert summary["biology"]["top"][0]["gene"] == "PLANTED1"
+    assert summary["biology"]["features_with_spatial_gene"] < summary["biology"]["features_with_naive_gene"]
+    features = pd.read_csv(work / "report" / "features.csv")
+    assert len(features) == summary["n_features"] and {"density", "stability_r", "best_gene_gene"} <= set(features)
+    assert (work / "report" / "report.png").stat().st_size > 20_000
+    assert (work / "sae" / "stability.csv").is_file() and f"{stability['stable_features']} of" in out.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "napari_pathsae.cli", "report", work / "sae", "--store", work / "b4.zarr",
+         "-o", work / "report"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "exists" in again.stderr
 
 
 def test_export_region_and_spots(section):

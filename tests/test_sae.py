@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_pathsae import PathsaeError
-from napari_pathsae.sae import ARCHITECTURES
+from napari_pathsae.sae import ARCHITECTURES, SAEConfig, build_sae
 from napari_pathsae.sae.formats import load_sae, save_sae
 from napari_pathsae.sae.train import TrainOptions, normalisation_stats, train_sae
 from planting import ACTIVE, D_IN, planted_dictionary_store
@@ -105,3 +105,40 @@ def test_damaged_or_foreign_files_are_refused(tmp_path, planted):
     (tmp_path / "gated" / "cfg.json").write_text(json.dumps({**cfg, "architecture": "gated"}))
     with pytest.raises(PathsaeError, match="unsupported SAE architecture"):
         load_sae(tmp_path / "gated")
+
+
+def test_latents_that_never_fire_are_removed_and_nothing_else_changes(planted):
+    import copy
+
+    from napari_pathsae.sae.train import EmbeddingStream, firing_counts
+
+    store, _ = planted
+    stream = EmbeddingStream([store], "pooled", np.random.default_rng(0))
+    sae, metrics = train_sae([store], TrainOptions(arch="topk", expansion=8, k=3, samples=2000, batch_size=256))
+    assert metrics["trained_width"] == 8 * (D_IN + 1) and metrics["dead_fraction"] == 0.0
+    assert sae.cfg.d_sae == metrics["trained_width"] - metrics["never_fired_removed"]
+    fired = firing_counts(sae, stream, torch.device("cpu")) > 0
+    assert bool(fired.all())
+    # removal is exact: an untrained SAE without its never-firing latents encodes and decodes the same
+    full = build_sae(SAEConfig(arch="topk", d_in=D_IN + 1, d_sae=64, k=3))
+    x = torch.from_numpy(np.asarray(store.embeddings()[:300]))
+    with torch.no_grad():
+        before = full.encode(x)
+        never = (before > 0).sum(dim=0) == 0
+        pruned = copy.deepcopy(full)
+        pruned.keep_latents(~never)
+        np.testing.assert_allclose(pruned.encode(x).numpy(), before[:, ~never].numpy(), atol=1e-6)
+        np.testing.assert_allclose(pruned(x).numpy(), full(x).numpy(), atol=1e-5)
+    assert bool(never.any())
+
+
+@pytest.mark.parametrize("arch", ["relu", "jumprelu"])
+def test_dead_latent_revival_has_no_loss_spike(planted, arch):
+    """AuxK for every architecture: the ReLU SAE's resampling made the logged MSE jump from 14 to 360."""
+    store, _ = planted
+    losses = []
+    options = TrainOptions(arch=arch, expansion=4, k=ACTIVE, samples=60_000, batch_size=256, lr=2e-3)
+    _, metrics = train_sae([store], options, lambda step, steps, parts: losses.append(parts.get("mse", np.nan)))
+    later = np.asarray(losses[4:])  # after the first 200 steps
+    assert len(later) > 10 and (later[1:] / later[:-1]).max() < 2.0, np.round(later, 4)
+    assert metrics["dead_fraction"] == 0.0

@@ -50,8 +50,9 @@ def test_correlation_table_ranks_the_planted_feature_and_controls_fdr():
     genes = pd.DataFrame(rng.normal(size=(n, 30)), columns=[f"g{i}" for i in range(30)])
     features = rng.normal(size=(n, 20))
     features[:, 7] = genes["g3"] + 0.3 * rng.normal(size=n)
-    table = correlation_table(features, genes, [f"f{i}" for i in range(20)], everything=True)
-    assert len(table) == 600
+    xy = rng.uniform(0, 5000, (n, 2))  # spots scattered at random: no spatial structure, n_eff ≈ n
+    table = correlation_table(features, genes, xy, [f"f{i}" for i in range(20)], everything=True)
+    assert len(table) == 600 and table.n_eff.min() > 0.8 * n
     top = table[table.gene == "g3"].iloc[0]
     assert top.feature == "f7" and top.rank_in_gene == 1 and top.r > 0.9 and top.q < 1e-10
     expected_r, expected_p = stats.pearsonr(features[:, 7], genes["g3"])
@@ -60,8 +61,8 @@ def test_correlation_table_ranks_the_planted_feature_and_controls_fdr():
     assert top.spearman_r == pytest.approx(rho, abs=1e-5)
     np.testing.assert_allclose(table["q"], stats.false_discovery_control(table["p"], method="bh"), rtol=1e-6)
     assert (table.drop(index=table.index[(table.gene == "g3") & (table.feature == "f7")])["q"] > 0.01).mean() > 0.95
-    filtered = correlation_table(features, genes, [f"f{i}" for i in range(20)], top=2)
-    assert ((filtered.q <= 0.05) | (filtered.rank_in_gene <= 2) | (filtered.rank_in_feature <= 2)).all()
+    filtered = correlation_table(features, genes, xy, [f"f{i}" for i in range(20)], top=2)
+    assert ((filtered.q_spatial <= 0.05) | (filtered.rank_in_gene <= 2) | (filtered.rank_in_feature <= 2)).all()
 
 
 def test_nan_spots_and_rare_features_are_left_out():
@@ -71,5 +72,5 @@ def test_nan_spots_and_rare_features_are_left_out():
     features[:5] = np.nan  # spots without tiles
     features[:, 2] = 0.0
     features[50, 2] = 9.0  # fires once: leverage only
-    table = correlation_table(features, genes, ["x", "y", "z"], everything=True)
+    table = correlation_table(features, genes, rng.uniform(0, 5000, (100, 2)), ["x", "y", "z"], everything=True)
     assert set(table.feature) == {"x", "y"} and (table.n_spots == 95).all()

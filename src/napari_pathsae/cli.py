@@ -9,6 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .analysis.spatial_null import NULLS
 from .cli_args import (
     Parser,
     finite_float,
@@ -91,13 +92,18 @@ def _engine_commands(commands) -> None:
         "-o", "--output", type=Path, required=True, help="SAE folder (cfg.json + sae_weights.safetensors)"
     )
     train.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
-    train.add_argument("--expansion", type=positive_int(1, 256), default=8, help="SAE width / embedding width")
+    train.add_argument(
+        "--expansion", type=positive_int(1, 256),
+        help="SAE width / embedding width (default: from the data, about one latent per tile, x1 to x8)",
+    )  # fmt: skip
     train.add_argument("--k", type=positive_int(), default=32, help="active features per input (topk, batchtopk)")
     train.add_argument("--l1", type=non_negative_float(), default=1e-2, help="L1 coefficient (relu)")
     train.add_argument("--l0", type=non_negative_float(), default=3e-3, help="L0 coefficient (jumprelu)")
     train.add_argument("--layer", default="pooled", help="pooled, or a block number stored with --layers")
     train.add_argument("--seed", type=positive_int(0), default=0)
-    train.add_argument("--samples", type=positive_int(), default=300_000, help="inputs seen in training")
+    train.add_argument(
+        "--samples", type=positive_int(), help="inputs seen in training (default: 100 per tile, at most 300,000)"
+    )
     train.add_argument("--batch-size", type=positive_int(), default=1024)
     train.add_argument("--lr", type=positive_float(1.0), default=4e-4)
     train.add_argument("--overwrite", action="store_true", help="replace an existing SAE folder")
@@ -119,8 +125,16 @@ def _engine_commands(commands) -> None:
     correlate.add_argument("--top-genes", type=positive_int(), help="only the N most variable detected genes")
     correlate.add_argument("--sae", help="activations name when the store holds several")
     correlate.add_argument(
-        "--all", action="store_true", help="write every pair, not only q ≤ 0.05 and the top 10 each way"
+        "--all", action="store_true", help="write every pair, not only q_spatial ≤ 0.05 and the top 10 each way"
     )
+    correlate.add_argument(
+        "--null", choices=NULLS,
+        help="run on a spatial null (spots moved off their own tissue): every discovery it makes is false",
+    )  # fmt: skip
+    correlate.add_argument(
+        "--block-um", type=positive_float(), default=1000.0, help="--null shuffle-blocks: side of the squares"
+    )
+    correlate.add_argument("--seed", type=positive_int(0), default=0, help="--null shuffle-blocks: its permutation")
     correlate.add_argument("--overwrite", action="store_true")
 
     export = commands.add_parser("export", help="tile (or Visium spot) table of a region")
@@ -141,6 +155,14 @@ def _analysis_commands(commands) -> None:
     match.add_argument("-o", "--output", type=Path, required=True, help="CSV, one row per feature of SAE_A")
     match.add_argument("--store", type=Path, help="a store both SAEs can read: adds activation correlation")
     match.add_argument("--overwrite", action="store_true")
+
+    report = commands.add_parser("report", help="an SAE's report card: SAELens metrics, stability, biology")
+    report.add_argument("sae", type=Path)
+    report.add_argument("--store", type=Path, nargs="+", required=True, help="stores the SAE's layer was embedded in")
+    report.add_argument("--visium", type=Path, help="the first store's Visium sample: features' genes, spatial test")
+    report.add_argument("--other-sae", type=Path, help="another seed's SAE: each feature's best-matched activation r")
+    report.add_argument("-o", "--output", type=Path, required=True, help="a new folder")
+    report.add_argument("--overwrite", action="store_true")
 
     concepts = commands.add_parser("concepts", help="concepts (clustered activations), maps and importance")
     concepts.add_argument("stores", type=Path, nargs="+")
@@ -301,7 +323,8 @@ def _train(args: argparse.Namespace) -> None:
 
     metrics = train_to_folder(args.stores, args.output, options, show, args.overwrite)
     print(
-        f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features; "
+        f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features "
+        f"({metrics['never_fired_removed']} of {metrics['trained_width']} never fired: removed); "
         f"FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}, "
         f"dead {metrics['dead_fraction']:.1%}, dense {metrics['dense_fraction']:.1%}, "
         f"{metrics['inputs_per_s']:.0f} inputs/s"
@@ -315,6 +338,10 @@ def _encode(args: argparse.Namespace) -> None:
     print(f"{args.store}: activations/{name} written")
 
 
+#: The q columns a correlation summary counts (over every pair tested, not only the pairs written), naive first.
+DISCOVERY_COLUMNS = (("q", "naive Pearson"), ("spearman_q", "naive Spearman"), ("q_spatial", "spatial"))
+
+
 def _correlate(args: argparse.Namespace) -> None:
     from .analysis.annotations import correlate_annotations
     from .outputs import writable_target
@@ -322,16 +349,24 @@ def _correlate(args: argparse.Namespace) -> None:
 
     if (args.visium is None) == (args.annotations is None):
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
+    if args.null and not args.visium:
+        raise PathsaeError("--null moves Visium spots: it needs --visium")
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
     if args.visium:
-        table = correlate_store(args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all)
+        table = correlate_store(
+            args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all,
+            args.null, args.block_um, args.seed,
+        )  # fmt: skip
         what, unit = "feature-gene", "spots"
     else:
         table = correlate_annotations(args.store, args.annotations, args.sae, args.all)
         what, unit = "feature-annotation", "tiles"
     _write_csv(table, args.output, args.overwrite)
     n = int(table[f"n_{unit}"].iloc[0]) if len(table) else 0
-    print(f"{args.output}: {len(table)} {what} pairs over {n} {unit}")
+    found = ", ".join(f"{label} {table.attrs['discoveries'][column]}" for column, label in DISCOVERY_COLUMNS)
+    null = f"null {args.null}: " if args.null else ""
+    false = " (on a null, every discovery is false)" if args.null else ""
+    print(f"{null}{args.output}: {len(table)} {what} pairs over {n} {unit}; at q ≤ 0.05: {found}{false}")
 
 
 def _write_csv(table, path: Path, overwrite: bool) -> None:
@@ -352,6 +387,29 @@ def _match(args: argparse.Namespace) -> None:
         f"{args.output}: {len(table)} features of {args.sae_a.name} matched in {args.sae_b.name}; "
         f"{match_summary(table)}"
     )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .analysis.sae_report import sae_report, write_report
+    from .outputs import writable_target
+    from .store import TileStore
+
+    writable_target(args.output, args.overwrite)  # refused before the work, not after it
+    stores = [TileStore.open(s) for s in args.store]
+    sample = _visium(args.visium) if args.visium else None
+    report = sae_report(args.sae, stores, sample, args.other_sae)
+    _print_notes(write_report(report, args.output, args.sae, args.overwrite))
+    s = report.summary
+    parts = [
+        f"{s['n_features']} features over {s['n_tiles']} tiles: explained variance {s['explained_variance']:.4f}, "
+        f"L0 {s['l0']:.1f}, dead {s['dead_fraction']:.1%}, dense {s['dense_fraction']:.1%}"
+    ]
+    if "stability" in s:
+        parts.append(f"{s['stability']['stable_features']} of {s['stability']['features_compared']} stable")
+    if "biology" in s:
+        b = s["biology"]
+        parts.append(f"{b['features_with_spatial_gene']} with a gene at spatial q ≤ 0.05")
+    print(f"{args.output}: " + "; ".join(parts))
 
 
 def _concepts(args: argparse.Namespace) -> None:
@@ -532,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
         commands.update(encode=_encode, correlate=_correlate, export=_export, match=_match, concepts=_concepts)
+        commands["report"] = _report
         commands["predict-genes"] = _predict_genes
         commands[args.command](args)
     except PathsaeError as exc:

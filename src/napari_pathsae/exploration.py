@@ -9,6 +9,7 @@ store or another SAE's weights is refused with one line.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pandas as pd
 
 from .errors import PathsaeError
 from .outputs import atomic_folder
+
+log = logging.getLogger(__name__)
 
 SCHEMA = 1
 FILE = "exploration.json"
@@ -88,6 +91,9 @@ def load_exploration(session, folder: str | Path | None = None) -> Exploration |
     exploration = Exploration(view=record.get("view", {}))
     if (folder / CORRELATIONS).is_file():
         exploration.correlations = pd.read_parquet(folder / CORRELATIONS)
+        if "r_bound" not in exploration.correlations:  # saved before the spatial test: ranked otherwise
+            log.warning("%s: correlations saved by an earlier version are not restored; press Correlate", folder)
+            exploration.correlations = None
     if (folder / CONCEPTS).is_file():
         with np.load(folder / CONCEPTS) as saved:
             exploration.concepts = Concepts(str(saved["method"]), saved["labels"], saved["profiles"], saved["weights"])

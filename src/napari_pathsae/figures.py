@@ -196,3 +196,133 @@ def feature_gene_figure(
     axes[2].set_xlabel(f"{feature}, spot mean of tiles")
     axes[2].set_ylabel(gene)
     return save(figure, path)
+
+
+def _concept_names(legend, concepts, width: int = 26) -> list[str]:
+    """'3: f12, f40, f7' for each concept, cut to ``width`` characters (user labels can be long)."""
+    features = dict(zip(legend["concept"], legend["top_features"], strict=True)) if legend is not None else {}
+    names = []
+    for c in concepts:
+        name = f"{c}: {features[c]}" if c in features else str(c)
+        names.append(name if len(name) <= width else name[: width - 1] + "…")
+    return names
+
+
+def concept_neighbourhood_figure(pairs, co_occurrence, legend, path: str | Path, cross_pairs: int = 3) -> Path:
+    """Neighbourhood enrichment z of every concept pair (a heatmap centred at 0), and co-occurrence over
+    distance of each concept with itself and of the ``cross_pairs`` pairs whose z is furthest from 0."""
+    import matplotlib
+
+    concepts = sorted(pairs["concept_a"].unique())
+    k = len(concepts)
+    z = pairs.pivot(index="concept_a", columns="concept_b", values="nhood_z").reindex(concepts, columns=concepts)
+    values = z.to_numpy(dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    limit = max(3.0, float(finite.max()) if finite.size else 3.0)  # ±3 at least: a null's z stays pale
+    store = pairs["store"].iloc[0]
+    tiles = int(pairs.drop_duplicates("concept_a")["tiles_a"].sum())
+    figure, axes = _figure(
+        2, f"Concept neighbourhoods over {store}: {tiles} tiles, each joined to its 8 neighbours", panel_inches=6.0
+    )
+
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.85")  # a z no shuffle could change: grey
+    heat = axes[0].imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit)
+    names = _concept_names(legend, concepts)
+    axes[0].set_xticks(range(k), names, rotation=40, ha="right", fontsize=8)
+    axes[0].set_yticks(range(k), names, fontsize=8)
+    axes[0].set_xlabel("concept b", fontsize=9)
+    axes[0].set_ylabel("concept a", fontsize=9)
+    axes[0].set_title("neighbourhood enrichment (z)", fontsize=9)
+    size = 9 if k <= 8 else 7 if k <= 14 else 5
+    for i in range(k):
+        for j in range(k):
+            v = values[i, j]
+            text = "n/a" if not np.isfinite(v) else f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
+            colour = "white" if np.isfinite(v) and abs(v) > 0.6 * limit else "black"
+            axes[0].text(j, i, text, ha="center", va="center", fontsize=size, color=colour)
+    bar = figure.colorbar(heat, ax=axes[0], orientation="horizontal", location="bottom", shrink=0.8, aspect=30)
+    bar.set_label("z against the labels shuffled over the tiles: > 0, touch more often than chance; < 0, keep apart")
+    bar.ax.xaxis.label.set_fontsize(8)
+
+    ax = axes[1]
+    n_colours = len(legend) if legend is not None else int(max(concepts))  # the concept map's colours
+    colours = matplotlib.colormaps["tab20"].resampled(max(n_colours, 2))
+    for c in concepts:
+        own = co_occurrence[(co_occurrence["concept_a"] == c) & (co_occurrence["concept_b"] == c)]
+        ax.plot(own["distance_tiles"], own["co_occurrence_ratio"], "o-", color=colours(c - 1), label=f"{c} with {c}")
+    cross = pairs[(pairs["concept_a"] < pairs["concept_b"]) & np.isfinite(pairs["nhood_z"])]
+    strongest = cross.loc[cross["nhood_z"].abs().sort_values(ascending=False).index[:cross_pairs]]
+    for row in strongest.itertuples():
+        a, b = row.concept_a, row.concept_b
+        line = co_occurrence[(co_occurrence["concept_a"] == a) & (co_occurrence["concept_b"] == b)]
+        label = f"{a} with {b} (z {row.nhood_z:+.1f})"
+        style = {"color": colours(a - 1), "markerfacecolor": colours(b - 1), "label": label}
+        ax.plot(line["distance_tiles"], line["co_occurrence_ratio"], "s--", **style)
+    ax.axhline(1.0, color="0.4", linewidth=0.8, linestyle=":")
+    ax.set_yscale("log", nonpositive="mask")  # a pair never within a distance (ratio 0) leaves a gap
+    ratios = co_occurrence["co_occurrence_ratio"].to_numpy(dtype=float)
+    shown = ratios[np.isfinite(ratios) & (ratios > 0)]
+    if shown.size:  # plain numbers on the log axis: 0.1, 0.2, 0.5, 1, 2, 5 read more easily than powers of 10
+        ticks = [
+            t
+            for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+            if shown.min() / 1.5 <= t <= shown.max() * 1.5
+        ]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ax.set_xlabel("within distance (tile sides)", fontsize=9)
+    ax.set_ylabel("co-occurrence: P(b near a) / P(b)  (1 = chance)", fontsize=9)
+    ax.set_title("co-occurrence over distance", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    return save(figure, path)
+
+
+def sae_report_figure(report, path: str | Path) -> Path:
+    """One page: the headline metrics, the feature-density histogram, cross-seed stability and the features
+    whose best gene survives the spatial test (the last two when the report has them)."""
+    summary, features = report.summary, report.features
+    panels = 2 + ("stability" in summary) + ("biology" in summary)
+    figure, axes = _figure(panels, f"SAE report: {Path(summary['sae']).name} over {summary['n_tiles']} tiles")
+    lines = [
+        f"features          {summary['n_features']}",
+        f"explained var.    {summary['explained_variance']:.4f}",
+        f"MSE               {summary['mse']:.4g}",
+        f"L0                {summary['l0']:.1f}",
+        f"dead              {summary['dead_fraction']:.1%}",
+        f"dense (>10%)      {summary['dense_fraction']:.1%}",
+        f"shrinkage ‖x̂‖/‖x‖ {summary['l2_ratio']:.3f}",
+    ]
+    if "stability" in summary:
+        s = summary["stability"]
+        lines.append(f"stable (r≥{s['stable_r']})   {s['stable_features']} of {s['features_compared']}")
+    if "biology" in summary:
+        b = summary["biology"]
+        lines.append(f"spatial gene      {b['features_with_spatial_gene']} of {b['features_tested']}")
+        lines.append(f"naive gene        {b['features_with_naive_gene']} of {b['features_tested']}")
+    axes[0].axis("off")
+    axes[0].text(0.02, 0.98, "\n".join(lines), va="top", family="monospace", fontsize=10, transform=axes[0].transAxes)
+    density = features["density"].to_numpy()
+    live = density[density > 0]
+    axes[1].hist(np.log10(live), bins=30, color="#3b6ea8")
+    axes[1].set(xlabel="log10 fraction of tiles a feature fires on", ylabel="features")
+    axes[1].set_title(f"feature density ({int((density == 0).sum())} dead)", fontsize=10)
+    axes[1].axvline(-1, color="#b03a2e", linestyle="--", linewidth=1, label="dense above")
+    axes[1].legend(fontsize=8)
+    ax = 2
+    if "stability" in summary:
+        r = features.loc[features["comparable"], "stability_r"].dropna()
+        axes[ax].hist(r, bins=np.linspace(min(0, float(r.min()) if len(r) else 0), 1, 31), color="#4a8c5c")
+        axes[ax].axvline(summary["stability"]["stable_r"], color="#b03a2e", linestyle="--", linewidth=1)
+        axes[ax].set(xlabel="best-match activation r in the other seed", ylabel="features")
+        axes[ax].set_title(f"cross-seed stability (median {summary['stability']['median_r'] or 0:.2f})", fontsize=10)
+        ax += 1
+    if "biology" in summary:
+        top = summary["biology"]["top"][:10][::-1]
+        if top:
+            axes[ax].barh([f"{t['feature']}: {t['gene']}" for t in top], [t["r_bound"] for t in top], color="#8e5ea2")
+            axes[ax].set(xlabel="Spearman r, 95% bound nearest 0")
+        else:
+            axes[ax].text(0.5, 0.5, "no feature has a gene\nat spatial q ≤ 0.05", ha="center", va="center")
+            axes[ax].axis("off")
+        axes[ax].set_title("features with a gene surviving the spatial test", fontsize=10)
+    return save(figure, path)

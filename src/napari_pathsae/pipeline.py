@@ -308,6 +308,7 @@ def train_to_folder(
         if encoder_differences(first, other.provenance["encoder"]):
             raise PathsaeError("the stores were embedded with different encoders; train on one encoder's stores")
     sae, metrics = train_sae(opened, options, progress)
+    density = torch.tensor(metrics.pop("feature_density"))
     metrics["d_sae"] = sae.cfg.d_sae
     extra = {
         "encoder": first,
@@ -316,20 +317,32 @@ def train_to_folder(
         "metrics": metrics,
         "package_version": __version__,
     }
-    save_sae(sae, output, options.layer, extra, overwrite)
+    save_sae(sae, output, options.layer, extra, overwrite, density)
     return metrics
 
 
 def correlate_store(
-    store_path, sample, genes=None, top_genes: int | None = None, sae: str | None = None, everything=False
+    store_path,
+    sample,
+    genes=None,
+    top_genes: int | None = None,
+    sae: str | None = None,
+    everything=False,
+    null: str | None = None,
+    block_um: float = 1000.0,
+    seed: int = 0,
 ):
-    """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots."""
+    """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots;
+    with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their own tissue."""
+    from .analysis.spatial_null import null_positions
     from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression, report_spot_use
 
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
-    spot_values, covered = aggregate_to_spots(store, sample, activations)
+    coords = sample.spots_level0_xy * store.slide_mpp
+    centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
+    spot_values, covered = aggregate_to_spots(store, sample, activations, centres)
     expression = normalised_expression(sample, genes, top_genes)
     report_spot_use(sample, covered, spot_values, expression)
     names = [f"f{i}" for i in range(activations.shape[1])]
-    return correlation_table(spot_values, expression, names, everything=everything)
+    return correlation_table(spot_values, expression, coords, names, everything=everything)

@@ -36,6 +36,7 @@ class ExplorerSession:
     sample: VisiumSample | None = None
     labels: dict[int, str] = field(default_factory=dict)
     correlations: pd.DataFrame | None = None  # feature x gene table over the sample's spots
+    stability: pd.DataFrame | None = None  # per feature: best-matched activation r in another seed's SAE
     sae_sha256: str | None = None  # the SAE's weights, which its cached activations and explorations are tied to
     _spot_weights: object = None
 
@@ -78,6 +79,7 @@ class ExplorerSession:
         self.computer.set_sae(sae, sae_dir.name, provenance)
         self.sae_dir, self.sae_sha256 = sae_dir, provenance["weights_sha256"]
         self.labels = _read_labels(sae_dir)
+        self.stability = _read_stability(sae_dir)
         self.correlations = None
 
     def train_sae(self, output: str | Path, options, progress=None) -> dict:
@@ -166,17 +168,23 @@ class ExplorerSession:
         return self.activations[:, feature]
 
     def feature_table(self) -> pd.DataFrame:
-        """Frequency, max, mean activation, the user's label, and the top correlated gene when spots are loaded."""
+        """Frequency, max, mean activation, the user's label, the top gene when spots are correlated (ranked
+        by the spatial test: its Spearman r and q_spatial) and the cross-seed stability when the SAE folder
+        has a stability.csv (``pathsae report --other-sae``)."""
         table = feature_table(self.activations)
         table["label"] = [self.labels.get(int(f), "") for f in table.feature]
         table["top_gene"] = ""
-        table["top_gene_r"] = np.nan
+        table["top_gene_r"] = table["top_gene_q"] = np.nan
         if self.correlations is not None and len(self.correlations):
-            best = self.correlations.sort_values("r", ascending=False).drop_duplicates("feature")
-            pairs = zip(best.feature, best.gene, best.r, strict=True)
-            by_feature = {int(f.removeprefix("f")): (g, r) for f, g, r in pairs}
-            table["top_gene"] = [by_feature.get(int(f), ("", np.nan))[0] for f in table.feature]
-            table["top_gene_r"] = [by_feature.get(int(f), ("", np.nan))[1] for f in table.feature]
+            best = self.correlations.sort_values("r_bound", ascending=False).drop_duplicates("feature")
+            best.index = best.feature.str.removeprefix("f").astype(int)
+            found = best.reindex(table.feature.astype(int))
+            table["top_gene"] = found.gene.fillna("").to_numpy()
+            table["top_gene_r"] = found.spearman_r.to_numpy()
+            table["top_gene_q"] = found.q_spatial.to_numpy()
+        table["stability_r"] = np.nan
+        if self.stability is not None:
+            table["stability_r"] = self.stability.reindex(table.feature.astype(int)).stability_r.to_numpy()
         return table
 
     def set_label(self, feature: int, label: str) -> None:
@@ -224,7 +232,8 @@ class ExplorerSession:
         spots = self.spot_values(self.activations)
         expression = normalised_expression(self.sample, genes, top_genes)
         names = [f"f{i}" for i in range(self.n_features)]
-        return correlation_table(spots, expression, names, everything=True)
+        coords = self.sample.spots_level0_xy * self.store.slide_mpp
+        return correlation_table(spots, expression, coords, names, everything=True)
 
     def predict_gene(self, gene: str, model: str = "ridge"):
         """``gene`` predicted from the computed tiles' features, held out spatially (a GenePrediction)."""
@@ -238,7 +247,7 @@ class ExplorerSession:
         return self._ranked("feature", f"f{feature}", top)
 
     def features_for_gene(self, gene: str, top: int = 15) -> pd.DataFrame:
-        """Features ranked by r with ``gene``; a gene outside the correlated set is correlated now."""
+        """Features ranked by the spatial test with ``gene``; a gene outside the correlated set is correlated now."""
         if self.correlations is not None and gene not in set(self.correlations.gene):
             self.correlations = pd.concat([self.correlations, self._correlation_table([gene], None)], ignore_index=True)
         return self._ranked("gene", gene, top)
@@ -249,10 +258,25 @@ class ExplorerSession:
         rows = self.correlations[self.correlations[column] == key]
         if rows.empty and column == "gene":
             raise PathsaeError(f"gene {key!r} was not correlated (not detected in enough spots?)")
-        return rows.sort_values("r", ascending=False).head(top).reset_index(drop=True)
+        return rows.sort_values("r_bound", ascending=False).head(top).reset_index(drop=True)
 
     def close(self) -> None:
         self.computer.close()
+
+
+def _read_stability(sae_dir: Path) -> pd.DataFrame | None:
+    """Per-feature cross-seed stability written by ``pathsae report --other-sae`` (indexed by feature number)."""
+    from .analysis.sae_report import STABILITY_FILE
+
+    path = sae_dir / STABILITY_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+        table.index = table.feature.str.removeprefix("f").astype(int)
+        return table[["stability_r", "stable"]]
+    except (ValueError, KeyError, AttributeError, pd.errors.ParserError):
+        raise PathsaeError(f"{path}: damaged stability table (run pathsae report again, or delete it)") from None
 
 
 def _read_labels(sae_dir: Path) -> dict[int, str]:

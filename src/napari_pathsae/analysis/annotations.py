@@ -50,5 +50,6 @@ def correlate_annotations(store_path, annotations, sae: str | None = None, every
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
     table = read_tile_annotations(store, annotations)
     names = [f"f{i}" for i in range(activations.shape[1])]
-    result = correlation_table(activations, table, names, everything=everything)
+    centres = store.tile_centres * store.slide_mpp
+    result = correlation_table(activations, table, centres, names, everything=everything)
     return result.rename(columns={"gene": "annotation", "n_spots": "n_tiles"})

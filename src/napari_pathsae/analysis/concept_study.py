@@ -1,5 +1,6 @@
-"""Concepts over one or many slides (Bajger et al. 2025): clusters of SAE activations, their maps, and their
-importance for a spot-level target (genes at Visium spots) or a slide-level one (a table per slide).
+"""Concepts over one or many slides (Bajger et al. 2025): clusters of SAE activations, their maps, which
+concepts border which (concept_space.py), and their importance for a spot-level target (genes at Visium
+spots) or a slide-level one (a table per slide).
 
 Importance is a ridge regression of the target on concept weights (a spot's share of each concept, a
 slide's mean weight): standardised coefficients, each concept's own r, and the held-out r of the whole
@@ -55,9 +56,19 @@ def tile_concept_table(store_name: str, store: TileStore, labels: np.ndarray, we
     return pd.concat([table, pd.DataFrame(weights[computed], columns=columns)], axis=1)
 
 
-def write_concepts(folder: Path, names: list[str], stores: list[TileStore], found: Concepts, importance=None) -> None:
-    """tiles.csv (every store's tiles), concepts.csv (the legend), importance.csv and a map per store."""
-    from ..figures import concept_map_figure
+def write_concepts(
+    folder: Path,
+    names: list[str],
+    stores: list[TileStore],
+    found: Concepts,
+    importance=None,
+    seed: int = 0,
+    n_perms: int = 1000,
+) -> None:
+    """tiles.csv (every store's tiles), concepts.csv (the legend), importance.csv, and per store a map and
+    the concepts' neighbourhoods: neighbourhood_<store>.csv/.png and co_occurrence_<store>.csv."""
+    from ..figures import concept_map_figure, concept_neighbourhood_figure
+    from .concept_space import concept_neighbourhood
 
     tables = zip(names, stores, found.labels, found.weights, strict=True)
     pd.concat([tile_concept_table(*t) for t in tables], ignore_index=True).to_csv(folder / "tiles.csv", index=False)
@@ -66,6 +77,13 @@ def write_concepts(folder: Path, names: list[str], stores: list[TileStore], foun
         importance.to_csv(folder / "importance.csv", index=False)
     for name, store, labels in zip(names, stores, found.labels, strict=True):
         concept_map_figure(store, labels, found.legend, folder / f"map_{name}.png")
+        # too few tiles or concepts on a store is the user's to know: its PathsaeError stops the whole output
+        space = concept_neighbourhood(store, labels, seed=seed, n_perms=n_perms, store_name=name)
+        space.pairs.to_csv(folder / f"neighbourhood_{name}.csv", index=False)
+        space.co_occurrence.to_csv(folder / f"co_occurrence_{name}.csv", index=False)
+        concept_neighbourhood_figure(
+            space.pairs, space.co_occurrence, found.legend, folder / f"neighbourhood_{name}.png"
+        )
 
 
 def _importance_rows(inputs: np.ndarray, targets: pd.DataFrame, folds: np.ndarray, unit: str) -> pd.DataFrame:

@@ -27,7 +27,7 @@ class SAEConfig:
     l0_coefficient: float = 3e-3  # jumprelu: weight of the L0 penalty
     jumprelu_bandwidth: float = 0.05
     jumprelu_init_threshold: float = 0.05
-    aux_coefficient: float = 1 / 32  # topk kinds: AuxK loss weight
+    aux_coefficient: float = 1 / 32  # AuxK loss weight (every architecture)
     dead_after: int = 20_000  # inputs without firing after which a latent counts as dead
 
     def to_dict(self) -> dict:
@@ -97,7 +97,20 @@ class SAE(nn.Module):
         return torch.zeros((), device=pre.device)
 
     def auxiliary_loss(self, pre: torch.Tensor, f: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((), device=pre.device)
+        """AuxK (Gao et al. 2024), for every architecture: the top dead latents must reconstruct what the live
+        ones missed, so their directions follow the data back into use. A gradient, not a reset: Anthropic's
+        resampling made the ReLU SAE's loss jump from 14 to 360 on the step it ran."""
+        dead = self.dead_mask
+        n_dead = int(dead.sum())
+        if n_dead == 0 or not self.training:
+            return torch.zeros((), device=pre.device)
+        k_aux = min(self.cfg.d_in // 2, n_dead)
+        masked = torch.where(dead, torch.relu(pre), torch.zeros_like(pre))
+        values, indices = masked.topk(k_aux, dim=-1)
+        aux_f = torch.zeros_like(pre).scatter_(-1, indices, values)
+        reconstruction = aux_f @ self.W_dec
+        scale = residual.pow(2).mean().clamp_min(1e-8)
+        return self.cfg.aux_coefficient * (reconstruction - residual.detach()).pow(2).mean() / scale
 
     @torch.no_grad()
     def track_firing(self, f: torch.Tensor) -> None:
@@ -120,6 +133,22 @@ class SAE(nn.Module):
         if self.W_dec.grad is not None:
             parallel = (self.W_dec.grad * self.W_dec).sum(dim=1, keepdim=True)
             self.W_dec.grad.sub_(parallel * self.W_dec)
+
+    @torch.no_grad()
+    def keep_latents(self, keep: torch.Tensor) -> None:
+        """Drop every latent not in the boolean mask ``keep`` (those that never fired on the training data:
+        they compute nothing, so every input's activations and reconstruction stay exactly as they were)."""
+        for name in ("W_dec", "b_enc", *self._latent_parameters()):
+            param = getattr(self, name)
+            param.data = param.data[keep].clone()
+        self.W_enc.data = self.W_enc.data[:, keep].clone()
+        self.inputs_since_fired = self.inputs_since_fired[keep].clone()
+        self.cfg.d_sae = int(keep.sum())
+        self.cfg.k = min(self.cfg.k, self.cfg.d_sae)
+
+    def _latent_parameters(self) -> tuple[str, ...]:
+        """Names of the subclass's other per-latent parameters (sliced by ``keep_latents``)."""
+        return ()
 
     # --- files -------------------------------------------------------------------------------
     def threshold_tensor(self) -> torch.Tensor | None:

@@ -15,14 +15,23 @@ from . import SAE, SAEConfig, build_sae
 
 CFG = "cfg.json"
 WEIGHTS = SAE_WEIGHTS_FILE
+SPARSITY = "sparsity.safetensors"
 #: Our architectures as SAELens names them (BatchTopK is saved in its JumpReLU inference form, as SAELens does).
 SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
 FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 
-def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict, overwrite: bool = False) -> Path:
+def save_sae(
+    sae: SAE,
+    directory: str | Path,
+    layer: str,
+    extra: dict,
+    overwrite: bool = False,
+    density: torch.Tensor | None = None,
+) -> Path:
     """Write the SAE (normalisation folded in) atomically: a temp folder renamed into place; an existing
-    folder is replaced only with ``overwrite``."""
+    folder is replaced only with ``overwrite``. ``density`` (each latent's firing rate on the training
+    data) goes to SAELens's sparsity.safetensors, as log10(rate + 1e-10) under the key ``sparsity``."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -44,6 +53,8 @@ def save_sae(sae: SAE, directory: str | Path, layer: str, extra: dict, overwrite
     with atomic_folder(directory, overwrite) as staging:
         save_file(sae.folded_weights(), str(staging / WEIGHTS))
         (staging / CFG).write_text(json.dumps(cfg, indent=2))
+        if density is not None:
+            save_file({"sparsity": torch.log10(density.float().cpu() + 1e-10)}, str(staging / SPARSITY))
     return directory
 
 

@@ -66,6 +66,9 @@ class JumpReLUSAE(SAE):
     def threshold_tensor(self) -> torch.Tensor:
         return self.threshold.detach()
 
+    def _latent_parameters(self) -> tuple[str, ...]:
+        return ("log_threshold",)
+
     @torch.no_grad()
     def init_thresholds(self, x_norm: torch.Tensor) -> None:
         """θ per latent at the (1 − k/d_sae) quantile of its pre-activations: L0 starts near k.

@@ -1,4 +1,4 @@
-"""TopK (Gao et al. 2024) and BatchTopK (Bussmann et al. 2024) SAEs, with the AuxK loss for dead latents."""
+"""TopK (Gao et al. 2024) and BatchTopK (Bussmann et al. 2024) SAEs (AuxK for dead latents: base.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,6 @@ class TopKSAE(SAE):
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         values, indices = torch.relu(pre).topk(self.cfg.k, dim=-1)
         return torch.zeros_like(pre).scatter_(-1, indices, values)
-
-    def auxiliary_loss(self, pre: torch.Tensor, f: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """AuxK: the top dead latents must reconstruct what the live ones missed."""
-        dead = self.dead_mask
-        n_dead = int(dead.sum())
-        if n_dead == 0 or not self.training:
-            return torch.zeros((), device=pre.device)
-        k_aux = min(self.cfg.d_in // 2, n_dead)
-        masked = torch.where(dead, torch.relu(pre), torch.zeros_like(pre))
-        values, indices = masked.topk(k_aux, dim=-1)
-        aux_f = torch.zeros_like(pre).scatter_(-1, indices, values)
-        reconstruction = aux_f @ self.W_dec
-        scale = residual.pow(2).mean().clamp_min(1e-8)
-        return self.cfg.aux_coefficient * (reconstruction - residual.detach()).pow(2).mean() / scale
 
 
 class BatchTopKSAE(TopKSAE):

@@ -17,14 +17,14 @@ from . import SAE, SAEConfig, build_sae
 @dataclass(frozen=True)
 class TrainOptions:
     arch: str = "topk"
-    expansion: int = 8
+    expansion: int | None = None  # SAE width / embedding width; None: auto_width from the data
     k: int = 32
     l1_coefficient: float = 1e-2
     l0_coefficient: float = 3e-3
     layer: str = "pooled"
     seed: int = 0
     batch_size: int = 1024
-    samples: int = 300_000  # inputs seen in training (epochs over the stores as needed)
+    samples: int | None = None  # inputs seen in training (epochs as needed); None: auto_samples
     lr: float = 4e-4
     device: str = "cpu"
 
@@ -33,7 +33,7 @@ class TrainOptions:
         if self.arch not in ("relu", "topk", "batchtopk", "jumprelu"):
             raise PathsaeError(f"unknown SAE architecture {self.arch!r} (relu, topk, batchtopk, jumprelu)")
         for name in ("expansion", "k", "batch_size", "samples"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise PathsaeError(f"SAE {name} {getattr(self, name)} must be at least 1")
         for name in ("l1_coefficient", "l0_coefficient", "lr"):
             value = float(getattr(self, name))
@@ -42,16 +42,36 @@ class TrainOptions:
 
     @classmethod
     def for_section(cls, n_tiles: int, **choices) -> TrainOptions:
-        """The viewer's defaults for one section: SECTION_DEFAULTS, and SAMPLES_PER_TILE inputs per tile
-        (the CLI's 300,000 whatever the data took 4-14 minutes on one section; MIN_STEPS still applies)."""
-        options = {**SECTION_DEFAULTS, **choices}
-        return cls(**options, samples=min(cls.samples, SAMPLES_PER_TILE * int(n_tiles)))
+        """The viewer's defaults for one section (SECTION_DEFAULTS, samples from the data as in the CLI)."""
+        return cls(**{**SECTION_DEFAULTS, **choices})
 
 
 #: What the viewer trains on one section unless told otherwise: a browsable SAE in about a minute on a
 #: 2-core CPU (benchmarks/panel_training.py, docs/benchmarks.md §7).
 SECTION_DEFAULTS = {"arch": "topk", "expansion": 4, "k": 16}
+#: Inputs seen per stored embedding when ``samples`` is not given, up to MAX_SAMPLES: one section's
+#: thousand tiles took 4-14 minutes at a fixed 300,000 whatever the data size.
 SAMPLES_PER_TILE = 100
+MAX_SAMPLES = 300_000
+#: The widest auto SAE, as a multiple of the embedding width (what cohorts get).
+MAX_EXPANSION = 8
+
+
+#: Latents trained per stored embedding when the width is chosen from the data.
+LATENTS_PER_INPUT = 3
+
+
+def auto_width(n_inputs: int, d_in: int) -> int:
+    """SAE width trained from the data: LATENTS_PER_INPUT per stored embedding (a multiple of 64), at least
+    the embedding width and at most MAX_EXPANSION times it; the latents that never fire are then removed.
+    On her2st B4 (1,038 tiles, 384 dims) ~320 latents fire whether 1,024, 1,920 or 3,072 are trained, and
+    the wider runs reconstruct better (FVU 0.0165, 0.0134, 0.0114); a section's width then grows with its
+    tiles rather than with a UNI/H-optimus embedding (×8 of 1,536 dims would be 12,288 latents)."""
+    return int(min(MAX_EXPANSION * d_in, max(d_in, 64 * round(LATENTS_PER_INPUT * n_inputs / 64))))
+
+
+def auto_samples(n_inputs: int) -> int:
+    return int(min(MAX_SAMPLES, SAMPLES_PER_TILE * n_inputs))
 
 
 class EmbeddingStream:
@@ -119,6 +139,17 @@ def normalisation_stats(stream: EmbeddingStream) -> tuple[torch.Tensor, torch.Te
 
 
 @torch.no_grad()
+def firing_counts(sae: SAE, stream: EmbeddingStream, device: torch.device) -> torch.Tensor:
+    """(d_sae,) how many stored embeddings each latent fires on."""
+    sae.eval()
+    fires = torch.zeros(sae.cfg.d_sae, device=device)
+    for values in stream.all_chunks():
+        fires += (sae.encode(torch.from_numpy(values).to(device)) > 0).sum(dim=0)
+    sae.train()
+    return fires
+
+
+@torch.no_grad()
 def evaluate(sae: SAE, stream: EmbeddingStream, device: torch.device) -> dict[str, float]:
     """MSE and FVU (normalised space), mean L0, dead and dense fractions over every stored embedding."""
     sae.eval()
@@ -137,6 +168,7 @@ def evaluate(sae: SAE, stream: EmbeddingStream, device: torch.device) -> dict[st
     rate = fires / n
     sae.train()
     return {
+        "feature_density": rate.cpu().tolist(),
         "mse": sq_err / (n * sae.cfg.d_in),
         "fvu": sq_err / max(sq_dev, 1e-12),
         "l0": l0 / n,
@@ -154,8 +186,9 @@ def train_sae(
     rng = np.random.default_rng(options.seed)
     stream = EmbeddingStream(stores, options.layer, rng)
     device = torch.device(options.device)
+    width = auto_width(stream.n, stream.width) if options.expansion is None else stream.width * options.expansion
     cfg = SAEConfig(
-        arch=options.arch, d_in=stream.width, d_sae=stream.width * options.expansion, k=options.k,
+        arch=options.arch, d_in=stream.width, d_sae=width, k=options.k,
         l1_coefficient=options.l1_coefficient, l0_coefficient=options.l0_coefficient,
         dead_after=max(10 * options.batch_size, min(stream.n * 2, 200_000)),
     )  # fmt: skip
@@ -166,7 +199,8 @@ def train_sae(
     sae.set_normalisation(mean.to(device), scale.to(device))
     # small stores (one slide) still get enough optimiser steps: smaller batches, at least MIN_STEPS
     batch_size = max(1, min(options.batch_size, max(64, stream.n // 4), stream.n))
-    steps = max(MIN_STEPS, options.samples // batch_size)
+    samples = auto_samples(stream.n) if options.samples is None else options.samples
+    steps = max(MIN_STEPS, samples // batch_size)
     optimiser = torch.optim.Adam(sae.parameters(), lr=options.lr, betas=(0.9, 0.999))
     start = time.perf_counter()
     batches = stream.batches(batch_size)
@@ -182,13 +216,16 @@ def train_sae(
         optimiser.step()
         sae.normalise_decoder()
         sae.track_firing(f)
-        if options.arch == "relu" and step % 500 == 499 and step < steps * 0.7:
-            sae.resample_dead(x)
         if progress and (step % 50 == 0 or step == steps - 1):
             progress(step + 1, steps, last)
     seconds = time.perf_counter() - start
+    fired = firing_counts(sae, stream, device) > 0
+    if not bool(fired.any()):
+        raise PathsaeError("no latent of the trained SAE fires on these embeddings: lower --l1 / --l0")
+    sae.keep_latents(fired)  # a latent that never fires on the training data is not a feature
     metrics = evaluate(sae, stream, device)
     metrics.update(
+        trained_width=width, never_fired_removed=width - int(fired.sum()),
         steps=steps, batch_size=batch_size, seconds=round(seconds, 2),
         inputs_per_s=round(steps * batch_size / seconds, 1), final_loss_parts=last,
     )  # fmt: skip

@@ -19,22 +19,27 @@ from qtpy.QtWidgets import (
 )
 
 from ...analysis.features import argmax_feature
+from ...analysis.sae_report import STABLE_R
 from ...errors import PathsaeError
 from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
 from .label_legend import fill_legend, legend_table
 
-COLUMNS = ["feature", "label", "frequency", "max", "mean_active", "top_gene", "top_gene_r"]
-HEADERS = ["feature", "label", "active in", "max", "mean when active", "top gene", "r (gene)"]
+COLUMNS = ["feature", "label", "frequency", "max", "mean_active", "top_gene", "top_gene_r", "top_gene_q", "stability_r"]
+HEADERS = ["feature", "label", "active in", "max", "mean when active", "top gene", "r (gene)", "q spatial", "seed r"]
 HEADER_TIPS = [
     "SAE feature number (click to paint it; Ctrl/Shift-click for several; PageDown/PageUp: next/previous)",
     "your name for the feature (double-click to edit; saved beside the SAE)",
     "fraction of computed tiles where the feature is active (> 0)",
     "largest activation over the computed tiles (SAE activation, arbitrary units)",
     "mean activation over the tiles where it is active",
-    "gene best correlated with the feature over the Visium spots (after Correlate in the Spots panel)",
-    "Pearson r between the feature (spot mean) and that gene over the spots",
+    "gene most associated with the feature over the Visium spots by the spatial test (after Correlate in the "
+    "Spots panel): Spearman r's 95% bound over the effective spots",
+    "Spearman r between the feature (spot mean) and that gene over the spots",
+    "its q under the spatial test (effective spots from both variables' autocorrelation; BH over every pair)",
+    "best-matched activation r of the feature in another seed's SAE (pathsae report --other-sae): "
+    f"r ≥ {STABLE_R} replicates",
 ]
 LABEL_COLUMN = COLUMNS.index("label")
 #: While tiles arrive, the statistics are recomputed at most this often.
@@ -86,6 +91,8 @@ class FeatureBrowser(QWidget):
         self.hide_dead = QCheckBox("Hide features never active")
         self.hide_dead.setToolTip("hide features that fire on none of the computed tiles (dead latents)")
         self.hide_dead.setChecked(True)
+        self.stable_only = QCheckBox(f"Only features that replicate in another seed (r ≥ {STABLE_R})")
+        self.stable_only.setToolTip("needs stability.csv beside the SAE: pathsae report SAE --other-sae SEED2 …")
         self.refresh_button = QPushButton("Refresh statistics")
         self.refresh_button.setToolTip("recompute the columns now (they also follow the computed tiles)")
         self.argmax_button = QPushButton("Argmax feature map")
@@ -103,18 +110,21 @@ class FeatureBrowser(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.search)
         layout.addWidget(self.hide_dead)
+        layout.addWidget(self.stable_only)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         layout.addWidget(self.summary)
         layout.addWidget(self.argmax_legend)
         self._filling = False
         self._dead: set[int] = set()
+        self._stable: set[int] = set()
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(self.apply_filter)
         self.hide_dead.toggled.connect(lambda _: self.apply_filter(self.search.text()))
+        self.stable_only.toggled.connect(lambda _: self.apply_filter(self.search.text()))
         self.state.tiles_computed.connect(self._tiles_computed)
         self.state.current_changed.connect(self._current_changed)
         viewer.bind_key("PageDown", lambda _viewer: self.step(1), overwrite=True)
@@ -138,6 +148,10 @@ class FeatureBrowser(QWidget):
             return
         table = session.feature_table()
         self._dead = set(table.feature[table.frequency <= 0].astype(int))
+        self._stable = set(table.feature[table.stability_r >= STABLE_R].astype(int))
+        self.stable_only.setEnabled(session.stability is not None)
+        if session.stability is None:
+            self.stable_only.setChecked(False)
         selected = set(self.state.selected)
         self._filling = True
         self.table.setSortingEnabled(False)
@@ -193,8 +207,11 @@ class FeatureBrowser(QWidget):
             haystack = " ".join(
                 self.table.item(row, c).text().lower() for c in (0, LABEL_COLUMN, COLUMNS.index("top_gene"))
             )
-            dead = hide_dead and self.feature_at(row) in self._dead
-            self.table.setRowHidden(row, dead or (bool(text) and text not in haystack))
+            feature = self.feature_at(row)
+            hidden = (hide_dead and feature in self._dead) or (
+                self.stable_only.isChecked() and feature not in self._stable
+            )
+            self.table.setRowHidden(row, hidden or (bool(text) and text not in haystack))
         if self.state.session is not None and self.state.session.n_features:
             self._summarise()
 

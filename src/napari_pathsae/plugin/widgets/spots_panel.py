@@ -45,13 +45,16 @@ class SpotsPanel(QWidget):
         )
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.ranked = QTableWidget(0, 4)
-        self.ranked.setHorizontalHeaderLabels(["feature/gene", "r", "q", "spearman r"])
+        headers = ["feature/gene", "spearman r", "q spatial", "effective spots", "pearson r"]
+        self.ranked = QTableWidget(0, len(headers))
+        self.ranked.setHorizontalHeaderLabels(headers)
         tips = [
-            "features ranked for the gene, or genes ranked for the feature (click a row to follow it)",
-            "Pearson r over the spots (feature: spot-mean activation; gene: log1p counts per 10k)",
-            "Benjamini-Hochberg q of r (spots treated as independent: optimistic on spatial data)",
-            "Spearman rank correlation over the spots",
+            "ranked by the spatial test: Spearman r's 95% bound over the effective spots (click a row to follow it)",
+            "Spearman rank correlation over the spots (feature: spot-mean activation; gene: log1p counts per 10k)",
+            "Benjamini-Hochberg q of the spatial test: neighbouring spots are not independent, so the evidence is "
+            "that of the effective spots",
+            "effective number of independent spots, from both variables' spatial autocorrelation (Dutilleul)",
+            "Pearson r over the spots (naive: sensitive to a few extreme spots)",
         ]
         for column, tip in enumerate(tips):
             self.ranked.horizontalHeaderItem(column).setToolTip(tip)
@@ -225,7 +228,9 @@ class SpotsPanel(QWidget):
             return
         self._fill(session.features_for_gene(gene), "feature", session)
         self._showing = "gene"
-        self.ranked_caption.setText(f"Features ranked by Pearson r with {gene} over spots (click one to paint it)")
+        self.ranked_caption.setText(
+            f"Features ranked by the spatial test with {gene} over spots (click one to paint it)"
+        )
 
     def show_feature(self, feature: int) -> None:
         """Genes ranked by their correlation with ``feature``; scatter against the best one."""
@@ -241,7 +246,7 @@ class SpotsPanel(QWidget):
         self._fill(ranked, "gene", session)
         self._showing = "feature"
         name = session.feature_name(feature)
-        self.ranked_caption.setText(f"Genes ranked by Pearson r with {name} over spots (click one to plot it)")
+        self.ranked_caption.setText(f"Genes ranked by the spatial test with {name} (click one to plot it)")
         if len(ranked):
             self.scatter(feature, str(ranked.gene.iloc[0]))
 
@@ -252,7 +257,13 @@ class SpotsPanel(QWidget):
             name = getattr(record, key)
             if key == "feature":
                 name = session.feature_name(int(name.removeprefix("f")))
-            cells = [name, f"{record.r:.3f}", f"{record.q:.2g}", f"{record.spearman_r:.3f}"]
+            cells = [
+                name,
+                f"{record.spearman_r:.3f}",
+                f"{record.q_spatial:.2g}",
+                f"{record.n_eff:.0f}",
+                f"{record.r:.3f}",
+            ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, getattr(record, key))
