@@ -1,10 +1,11 @@
 """Training an SAE from the viewer at its defaults on one real section: how long, and how browsable.
 
-The her2st B4 section (946 tissue tiles of 112 µm) is embedded once with the Model panel's default
+The her2st B4 section (1,038 tissue tiles of 112 µm) is embedded once with the Model panel's default
 encoder (ViT-S/16, random weights: no model hub here), then `ExplorerSession.train_sae` runs with
 `TrainOptions.for_section` (what the panel's Train button uses) and, for comparison, with the CLI's
-defaults (300,000 inputs, expansion 8, k 32). Reported: training seconds, FVU, L0, the fraction of
-features never active, and the ratio of the two times (one run, one machine).
+defaults (width and inputs from the data: 3 latents and 100 inputs per tile, k 32). Both remove the latents
+that never fire. Reported: training seconds, the trained and kept widths, FVU, L0, the fraction of features
+never active, and the ratio of the two times (one run, one machine).
 
     python benchmarks/panel_training.py [--smoke]
 """
@@ -42,7 +43,8 @@ def run(work: Path, encoder: str, tile_um: float) -> dict:
         metrics = session.train_sae(session.fresh_sae_folder(name), training)
         runs[name] = {
             "seconds": round(time.perf_counter() - start, 1),
-            "d_sae": metrics["d_sae"], "steps": metrics["steps"], "batch_size": metrics["batch_size"],
+            "d_sae": metrics["d_sae"], "trained_width": metrics["trained_width"],
+            "steps": metrics["steps"], "batch_size": metrics["batch_size"],
             "fvu": round(metrics["fvu"], 4), "l0": round(metrics["l0"], 2),
             "dead_fraction": round(metrics["dead_fraction"], 3),
             "live_features": round(metrics["d_sae"] * (1 - metrics["dead_fraction"])),

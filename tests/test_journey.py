@@ -155,14 +155,13 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     sae = tmp_path / "b4.topk-x4-k16"
     assert sae.is_dir() and model.status.value.startswith(f"trained {sae.name} beside the store")
     assert model.status.tooltip == f"the SAE is saved in {sae}"
-    assert "768 features" in model.model_info.value and model.train_progress.value == 1000
-    wait(lambda: browser.table.rowCount() == 768, timeout=30_000)
     session = state.session
+    kept = session.n_features  # of 768 trained, those that fire on the section (the rest are removed)
+    assert 50 < kept <= 768 and f"{kept} features" in model.model_info.value and model.train_progress.value == 1000
+    wait(lambda: browser.table.rowCount() == kept, timeout=30_000)
     dead = int((np.nan_to_num(session.activations) <= 0).all(axis=0).sum())
-    assert len(browser.visible_features()) == 768 - dead > 50  # never-active features hidden
-    browser.hide_dead.setChecked(False)
-    assert len(browser.visible_features()) == 768
-    browser.hide_dead.setChecked(True)
+    assert dead == 0 and len(browser.visible_features()) == kept  # every tile computed: no feature is dead
+    assert not browser.stable_only.isEnabled()  # no second seed reported yet
     shot(viewer, "02_trained")
 
     # 5. Pick three features (the strongest): each painted in its hue, with its legend, tissue visible.

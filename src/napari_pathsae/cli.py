@@ -431,11 +431,11 @@ def _concepts(args: argparse.Namespace) -> None:
     found = find_concepts(stores, args.n_concepts, args.method, args.sae, args.seed)
     importance = _concept_importance(args, stores, names, found)
     with atomic_folder(args.output, args.overwrite) as folder:
-        write_concepts(folder, names, stores, found, importance)
+        write_concepts(folder, names, stores, found, importance, seed=args.seed)
     extra = ", importance.csv" if importance is not None else ""
     print(
         f"{args.output}: {args.n_concepts} {args.method} concepts over {len(stores)} slide(s): "
-        f"tiles.csv, concepts.csv{extra}, maps"
+        f"tiles.csv, concepts.csv{extra}, maps, neighbourhoods"
     )
 
 

@@ -194,8 +194,8 @@ def _biology(store: TileStore, sample, sae_dir, top: int) -> tuple[dict, pd.Data
 
 def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, overwrite: bool = False) -> list[str]:
     """REPORT/ (report.json, report.png, features.csv) written whole; beside the weights, SAELens's
-    sparsity.safetensors and the per-feature stability.csv the feature browser reads, each only when absent
-    or with ``overwrite``. Returns a note per file kept as it was."""
+    sparsity.safetensors when absent, and the per-feature stability.csv the feature browser reads (when
+    absent, or with ``overwrite``). Returns a note when a different stability.csv was kept."""
     import json
 
     from safetensors.torch import save_file
@@ -209,20 +209,18 @@ def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, ove
         report.features.to_csv(staging / "features.csv", index=False)
         sae_report_figure(report, staging / "report.png")
     notes, sae_dir = [], Path(sae_dir)
-    beside = {SPARSITY: None, STABILITY_FILE: None}
+    sparsity = sae_dir / SPARSITY
+    if not sparsity.exists():  # train writes it from the training tiles; an SAE from elsewhere gets these stores'
+        with atomic_output(sparsity) as temp:
+            rate = torch.from_numpy(report.features["density"].to_numpy())
+            save_file({"sparsity": torch.log10(rate.float() + 1e-10)}, str(temp))
     if "stability_r" in report.features:
-        beside[STABILITY_FILE] = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]]
-    for name, content in beside.items():
-        if name == STABILITY_FILE and content is None:
-            continue
-        target = sae_dir / name
+        table = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]]
+        target = sae_dir / STABILITY_FILE
         if target.exists() and not overwrite:
-            notes.append(f"{target} kept as it was (--overwrite replaces it)")
-            continue
-        with atomic_output(target, overwrite=True) as temp:
-            if name == SPARSITY:
-                rate = torch.from_numpy(report.features["density"].to_numpy())
-                save_file({"sparsity": torch.log10(rate.float() + 1e-10)}, str(temp))
-            else:
-                content.to_csv(temp, index=False)
+            if not table.round(6).equals(pd.read_csv(target).round(6)):
+                notes.append(f"{target} (another seed's stability) kept as it was: --overwrite replaces it")
+        else:
+            with atomic_output(target, overwrite=True) as temp:
+                table.to_csv(temp, index=False)
     return notes
