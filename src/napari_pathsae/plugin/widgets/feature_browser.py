@@ -88,11 +88,14 @@ class FeatureBrowser(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumHeight(TABLE_MIN_PX)
         self.search.setToolTip("type a feature number (f12), a label or a gene to filter the rows")
-        self.hide_dead = QCheckBox("Hide features never active")
+        self.hide_dead = QCheckBox("Hide never active")
         self.hide_dead.setToolTip("hide features that fire on none of the computed tiles (dead latents)")
         self.hide_dead.setChecked(True)
-        self.stable_only = QCheckBox(f"Only features that replicate in another seed (r ≥ {STABLE_R})")
-        self.stable_only.setToolTip("needs stability.csv beside the SAE: pathsae report SAE --other-sae SEED2 …")
+        self.stable_only = QCheckBox("Only replicating")
+        self.stable_only.setToolTip(
+            f"only features whose best match in another seed's SAE has activation r ≥ {STABLE_R}; needs "
+            "stability.csv beside the SAE: pathsae report SAE --store STORE --other-sae SEED2 -o REPORT"
+        )
         self.refresh_button = QPushButton("Refresh statistics")
         self.refresh_button.setToolTip("recompute the columns now (they also follow the computed tiles)")
         self.argmax_button = QPushButton("Argmax feature map")
@@ -109,8 +112,10 @@ class FeatureBrowser(QWidget):
         buttons.addWidget(self.argmax_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.search)
-        layout.addWidget(self.hide_dead)
-        layout.addWidget(self.stable_only)
+        filters = QHBoxLayout()  # one row: the demo's docks fill a full-HD screen exactly
+        filters.addWidget(self.hide_dead)
+        filters.addWidget(self.stable_only)
+        layout.addLayout(filters)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         layout.addWidget(self.summary)
