@@ -302,7 +302,6 @@ def live_rss() -> int:
     import gc
 
     import psutil
-
     from qtpy.QtCore import QCoreApplication, QEvent
 
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # removed layers' widgets and visuals
