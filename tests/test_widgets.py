@@ -338,7 +338,9 @@ def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(lazy_
     state.select([2])
     state.painter.refresh_now()
     assert "pathsae f2" in viewer.layers
-    assert live_rss() - rss < 400 * 2**20
+    # a pile-up would hold a batch of input tiles per view (32 x 224² RGB float: 19 MB), 300 views ~5.7 GB;
+    # in the suite's 7.5 GB process 510-630 MB of allocator and texture churn was seen without one
+    assert live_rss() - rss < 2**30
     assert worker.compute_whole_slide() > 0 and worker.pending > 0  # still computing when the window closes
     viewer.close()
     qtbot.waitUntil(lambda: "pathsae-viewport" not in [t.name for t in threading.enumerate()], timeout=60_000)
