@@ -11,6 +11,7 @@ use it too::
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from .tile_computer import TileComputer
 from .viewport import GridPlacement
 
 LABELS_FILE = "feature_labels.json"
+
+log = logging.getLogger(__name__)
+
 #: Fewer tiles than this make no SAE worth browsing (4 tiles gave 94% dead features and FVU 0.000).
 MIN_TRAINING_TILES = 32
 
@@ -79,7 +83,7 @@ class ExplorerSession:
         self.computer.set_sae(sae, sae_dir.name, provenance)
         self.sae_dir, self.sae_sha256 = sae_dir, provenance["weights_sha256"]
         self.labels = _read_labels(sae_dir)
-        self.stability = _read_stability(sae_dir)
+        self.stability = _read_stability(sae_dir, provenance["weights_sha256"])
         self.correlations = None
 
     def train_sae(self, output: str | Path, options, progress=None) -> dict:
@@ -264,8 +268,9 @@ class ExplorerSession:
         self.computer.close()
 
 
-def _read_stability(sae_dir: Path) -> pd.DataFrame | None:
-    """Per-feature cross-seed stability written by ``pathsae report --other-sae`` (indexed by feature number)."""
+def _read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
+    """Per-feature cross-seed stability written by ``pathsae report --other-sae`` (indexed by feature number);
+    None when absent or written for other weights (the SAE was replaced since)."""
     from .analysis.sae_report import STABILITY_FILE
 
     path = sae_dir / STABILITY_FILE
@@ -274,6 +279,9 @@ def _read_stability(sae_dir: Path) -> pd.DataFrame | None:
     try:
         table = pd.read_csv(path)
         table.index = table.feature.str.removeprefix("f").astype(int)
+        if set(table.get("sae_weights_sha256", [])) != {weights_sha256}:
+            log.warning("%s was written for other weights of this SAE: not shown (run pathsae report again)", path)
+            return None
         return table[["stability_r", "stable"]]
     except (ValueError, KeyError, AttributeError, pd.errors.ParserError):
         raise PathsaeError(f"{path}: damaged stability table (run pathsae report again, or delete it)") from None

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ..errors import PathsaeError
-from ..sae.formats import load_sae, sae_layer
+from ..sae.formats import load_sae, sae_layer, sae_weights_sha256
 from ..store import TileStore
 
 #: A feature firing on more than this fraction of tiles is dense (SAEBench's convention).
@@ -215,10 +215,11 @@ def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, ove
             rate = torch.from_numpy(report.features["density"].to_numpy())
             save_file({"sparsity": torch.log10(rate.float() + 1e-10)}, str(temp))
     if "stability_r" in report.features:
-        table = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]]
+        table = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]].copy()
+        table["sae_weights_sha256"] = sae_weights_sha256(sae_dir)  # the browser ignores it for other weights
         target = sae_dir / STABILITY_FILE
         if target.exists() and not overwrite:
-            if not table.round(6).equals(pd.read_csv(target).round(6)):
+            if not table.round(6).equals(pd.read_csv(target).round(6).astype(table.dtypes.to_dict())):
                 notes.append(f"{target} (another seed's stability) kept as it was: --overwrite replaces it")
         else:
             with atomic_output(target, overwrite=True) as temp:
