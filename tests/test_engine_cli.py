@@ -94,8 +94,8 @@ def test_the_spatial_test_survives_a_null_and_keeps_the_planted_gene(section):
     work, _, _ = section
     real = pathsae("correlate", work / "b4.zarr", "--visium", work / "planted", "-o", work / "real.csv")
     table = pd.read_csv(work / "real.csv")
-    assert {"n_eff", "p_spatial", "q_spatial", "r_bound"} <= set(table.columns)
-    best = table[table.rank_in_feature == 1].sort_values("r_bound", ascending=False)
+    assert {"n_eff", "p_spatial", "q_spatial", "spearman_r_bound"} <= set(table.columns)
+    best = table[table.rank_in_feature == 1].sort_values("spearman_r_bound", ascending=False)
     assert best.gene.iloc[0] == "PLANTED1", best.head()
     planted = table[(table.gene == "PLANTED1") & (table.rank_in_gene == 1)].iloc[0]
     assert planted.q_spatial < 0.01 and planted.n_eff < planted.n_spots  # 8e-4 with vit_tiny, 8e-8 vit_small

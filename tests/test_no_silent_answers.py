@@ -108,6 +108,31 @@ def test_an_sae_of_another_encoder_of_equal_width_is_refused(skin, tmp_path, cap
     code, _, err = cli(capsys, "encode", tmp_path / "deit.zarr", "--sae", skin / "sae")
     one_line_error(code, err, "the SAE was trained on vit_tiny_patch16_224")
     assert "different" in err and TileStore.open(tmp_path / "deit.zarr").activation_names() == []
+    code, _, err = cli(capsys, "report", skin / "sae", "--store", tmp_path / "deit.zarr", "-o", tmp_path / "r")
+    one_line_error(code, err, "the SAE was trained on vit_tiny_patch16_224")  # not a report about nothing
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_output_over_an_input_is_refused_even_with_overwrite(skin, tmp_path, capsys):
+    work = copy_of(skin, tmp_path)
+    weights = (work / "sae" / "sae_weights.safetensors").read_bytes()
+    for args in (
+        ["train", work / "skin.zarr", "-o", work / "skin.zarr", "--overwrite"],  # the store replaced by an SAE
+        ["report", work / "sae", "--store", work / "skin.zarr", "-o", work / "sae", "--overwrite"],
+        ["concepts", work / "skin.zarr", "-n", "3", "-o", work, "--overwrite"],  # a folder holding the store
+        ["export", work / "skin.zarr", "-o", work / "skin.zarr" / "tiles.csv"],  # inside the store
+    ):
+        code, _, err = cli(capsys, *args)
+        one_line_error(code, err, "would overwrite or sit inside the input")
+    assert TileStore.open(work / "skin.zarr").complete
+    assert (work / "sae" / "sae_weights.safetensors").read_bytes() == weights
+
+
+def test_null_settings_without_their_null_are_refused(skin, tmp_path, capsys):
+    for extra in (["--block-um", "500"], ["--null", "rotate", "--seed", "3"]):
+        code, _, err = cli(capsys, "correlate", skin / "skin.zarr", "--visium", HER2ST_OUTS, "-o", tmp_path / "c.csv",
+                           *extra)  # fmt: skip
+        one_line_error(code, err, "belong to --null shuffle-blocks")
 
 
 def test_export_visium_keeps_only_the_spots_in_the_region(her2st_model, tmp_path, capsys):

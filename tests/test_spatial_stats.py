@@ -74,7 +74,7 @@ def test_a_sparse_gene_meeting_a_sparse_feature_is_not_a_discovery():
     pair = table[(table.gene == "rare") & (table.feature == "f5")].iloc[0]
     assert pair.r > 0.6 and pair.q < 1e-10  # naive: overwhelming
     assert pair.n_eff <= 12 and pair.q_spatial > 0.05  # carried by 12 spots: no evidence
-    assert table[table.gene == "rare"].r_bound.max() < 0.3
+    assert table[table.gene == "rare"].spearman_r_bound.max() < 0.3
 
 
 def test_nulls_move_every_spot_and_keep_the_layout():

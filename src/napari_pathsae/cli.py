@@ -132,9 +132,9 @@ def _engine_commands(commands) -> None:
         help="run on a spatial null (spots moved off their own tissue): every discovery it makes is false",
     )  # fmt: skip
     correlate.add_argument(
-        "--block-um", type=positive_float(), default=1000.0, help="--null shuffle-blocks: side of the squares"
+        "--block-um", type=positive_float(), help="--null shuffle-blocks: side of the squares (default 1000)"
     )
-    correlate.add_argument("--seed", type=positive_int(0), default=0, help="--null shuffle-blocks: its permutation")
+    correlate.add_argument("--seed", type=positive_int(0), help="--null shuffle-blocks: its permutation (default 0)")
     correlate.add_argument("--overwrite", action="store_true")
 
     export = commands.add_parser("export", help="tile (or Visium spot) table of a region")
@@ -324,7 +324,7 @@ def _train(args: argparse.Namespace) -> None:
     metrics = train_to_folder(args.stores, args.output, options, show, args.overwrite)
     print(
         f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features "
-        f"({metrics['never_fired_removed']} of {metrics['trained_width']} never fired: removed); "
+        f"({metrics['never_fired_removed']} of {metrics['trained_width']} never fired: removed, so none is dead); "
         f"FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}, "
         f"dead {metrics['dead_fraction']:.1%}, dense {metrics['dense_fraction']:.1%}, "
         f"{metrics['inputs_per_s']:.0f} inputs/s"
@@ -351,11 +351,13 @@ def _correlate(args: argparse.Namespace) -> None:
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
     if args.null and not args.visium:
         raise PathsaeError("--null moves Visium spots: it needs --visium")
+    if args.null != "shuffle-blocks" and (args.block_um is not None or args.seed is not None):
+        raise PathsaeError("--block-um and --seed belong to --null shuffle-blocks: give that null or drop them")
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
     if args.visium:
         table = correlate_store(
             args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all,
-            args.null, args.block_um, args.seed,
+            args.null, args.block_um or 1000.0, args.seed or 0,
         )  # fmt: skip
         what, unit = "feature-gene", "spots"
     else:
@@ -366,7 +368,9 @@ def _correlate(args: argparse.Namespace) -> None:
     found = ", ".join(f"{label} {table.attrs['discoveries'][column]}" for column, label in DISCOVERY_COLUMNS)
     null = f"null {args.null}: " if args.null else ""
     false = " (on a null, every discovery is false)" if args.null else ""
-    print(f"{null}{args.output}: {len(table)} {what} pairs over {n} {unit}; at q ≤ 0.05: {found}{false}")
+    tested = table.attrs["tested"]
+    print(f"{null}{args.output}: {len(table)} of {tested} {what} pairs written, over {n} {unit}; "
+          f"at q ≤ 0.05: {found}{false}")  # fmt: skip
 
 
 def _write_csv(table, path: Path, overwrite: bool) -> None:
@@ -580,6 +584,25 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"screenshot: {shot}")
 
 
+def _refuse_output_over_an_input(args: argparse.Namespace) -> None:
+    """``-o`` may not be or contain any input of the command, nor lie inside an input store or SAE folder: with
+    --overwrite, writing it would delete that input (a store replaced by an SAE folder, an SAE by its report)."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return
+    target = Path(output).resolve()
+    for name, value in vars(args).items():
+        if name == "output":
+            continue
+        for path in value if isinstance(value, list) else [value]:
+            if not isinstance(path, Path):
+                continue
+            source = path.resolve()
+            ours = source.suffix == ".zarr" or (source / "cfg.json").is_file()  # a store or an SAE folder
+            if target == source or target in source.parents or (ours and source in target.parents):
+                raise PathsaeError(f"-o {output} would overwrite or sit inside the input {path}: choose another -o")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -588,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:  # a damaged file's reader warnings would come before the one error line
         logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
+        _refuse_output_over_an_input(args)
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
         commands.update(encode=_encode, correlate=_correlate, export=_export, match=_match, concepts=_concepts)
         commands["report"] = _report

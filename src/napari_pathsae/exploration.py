@@ -91,7 +91,7 @@ def load_exploration(session, folder: str | Path | None = None) -> Exploration |
     exploration = Exploration(view=record.get("view", {}))
     if (folder / CORRELATIONS).is_file():
         exploration.correlations = pd.read_parquet(folder / CORRELATIONS)
-        if "r_bound" not in exploration.correlations:  # saved before the spatial test: ranked otherwise
+        if "spearman_r_bound" not in exploration.correlations:  # saved before the spatial test: ranked otherwise
             log.warning("%s: correlations saved by an earlier version are not restored; press Correlate", folder)
             exploration.correlations = None
     if (folder / CONCEPTS).is_file():

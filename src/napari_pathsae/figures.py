@@ -319,7 +319,8 @@ def sae_report_figure(report, path: str | Path) -> Path:
     if "biology" in summary:
         top = summary["biology"]["top"][:10][::-1]
         if top:
-            axes[ax].barh([f"{t['feature']}: {t['gene']}" for t in top], [t["r_bound"] for t in top], color="#8e5ea2")
+            names = [f"{t['feature']}: {t['gene']}" for t in top]
+            axes[ax].barh(names, [t["spearman_r_bound"] for t in top], color="#8e5ea2")
             axes[ax].set(xlabel="Spearman r, 95% bound nearest 0")
         else:
             axes[ax].text(0.5, 0.5, "no feature has a gene\nat spatial q ≤ 0.05", ha="center", va="center")

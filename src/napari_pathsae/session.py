@@ -180,7 +180,7 @@ class ExplorerSession:
         table["top_gene"] = ""
         table["top_gene_r"] = table["top_gene_q"] = np.nan
         if self.correlations is not None and len(self.correlations):
-            best = self.correlations.sort_values("r_bound", ascending=False).drop_duplicates("feature")
+            best = self.correlations.sort_values("spearman_r_bound", ascending=False).drop_duplicates("feature")
             best.index = best.feature.str.removeprefix("f").astype(int)
             found = best.reindex(table.feature.astype(int))
             table["top_gene"] = found.gene.fillna("").to_numpy()
@@ -262,7 +262,7 @@ class ExplorerSession:
         rows = self.correlations[self.correlations[column] == key]
         if rows.empty and column == "gene":
             raise PathsaeError(f"gene {key!r} was not correlated (not detected in enough spots?)")
-        return rows.sort_values("r_bound", ascending=False).head(top).reset_index(drop=True)
+        return rows.sort_values("spearman_r_bound", ascending=False).head(top).reset_index(drop=True)
 
     def close(self) -> None:
         self.computer.close()

@@ -99,8 +99,13 @@ def sae_report(
     """The report card of the SAE in ``sae_dir`` over ``stores``; with ``sample`` (a Visium sample of the first
     store's section) each feature's best gene under the spatial test; with ``other_sae`` (another seed)
     each feature's best-matched activation r there."""
+    from ..identity import check_sae_fits_store
+    from ..sae.formats import sae_provenance
+
     sae, cfg = load_sae(sae_dir)
     layer = sae_layer(cfg)
+    for store in stores:  # another encoder's embeddings of the same width would give numbers about nothing
+        check_sae_fits_store(sae_provenance(sae_dir, cfg), store, sae.cfg.d_in)
     metrics, rate = reconstruction_metrics(sae, stores, layer)
     features = pd.DataFrame({"feature": [f"f{i}" for i in range(sae.cfg.d_sae)], "density": rate})
     summary = {"sae": str(Path(sae_dir)), "stores": [str(s.path) for s in stores], "layer": layer, **metrics}
@@ -167,10 +172,10 @@ def _biology(store: TileStore, sample, sae_dir, top: int) -> tuple[dict, pd.Data
     names = [f"f{i}" for i in range(sae.cfg.d_sae)]
     table = correlation_table(spot_values, expression, sample.spots_level0_xy * store.slide_mpp, names)
     best = table[table.rank_in_feature == 1][
-        ["feature", "gene", "r", "spearman_r", "r_bound", "n_eff", "q", "q_spatial"]
+        ["feature", "gene", "r", "spearman_r", "spearman_r_bound", "n_eff", "q", "q_spatial"]
     ]
     best = best.rename(columns={c: f"best_gene_{c}" if c != "feature" else c for c in best.columns})
-    significant = best[best.best_gene_q_spatial <= MAX_Q].sort_values("best_gene_r_bound", ascending=False)
+    significant = best[best.best_gene_q_spatial <= MAX_Q].sort_values("best_gene_spearman_r_bound", ascending=False)
     summary = {
         "visium": str(sample.path),
         "n_spots": int(table["n_spots"].iloc[0]) if len(table) else 0,
@@ -183,7 +188,7 @@ def _biology(store: TileStore, sample, sae_dir, top: int) -> tuple[dict, pd.Data
                 "feature": row.feature,
                 "gene": row.best_gene_gene,
                 "r": round(float(row.best_gene_r), 3),
-                "r_bound": round(float(row.best_gene_r_bound), 3),
+                "spearman_r_bound": round(float(row.best_gene_spearman_r_bound), 3),
                 "q_spatial": float(row.best_gene_q_spatial),
             }
             for row in significant.head(top).itertuples()

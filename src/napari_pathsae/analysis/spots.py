@@ -285,7 +285,7 @@ def correlation_table(
             "n_eff": n_eff[fi, gi],
             "p_spatial": p_spatial[fi, gi],
             "q_spatial": q_spatial[fi, gi],
-            "r_bound": bound[fi, gi],
+            "spearman_r_bound": bound[fi, gi],
             "rank_in_gene": in_gene[fi, gi],
             "rank_in_feature": in_feature[fi, gi],
             "n_spots": n,
@@ -294,6 +294,7 @@ def correlation_table(
     table = table.sort_values(["gene", "rank_in_gene"], ignore_index=True)
     every = {"q": q, "spearman_q": sp_q, "q_spatial": q_spatial}
     table.attrs["discoveries"] = {name: int((values <= max_q).sum()) for name, values in every.items()}
+    table.attrs["tested"] = int(q.size)
     return table
 
 
