@@ -174,7 +174,12 @@ def clean_run(tmp_path_factory) -> np.ndarray:
 
 def start_embed(store: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "napari_pathsae.cli", "embed", str(SVS), "-o", str(store), *LONG_EMBED]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the run the default a user's terminal gives it
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def wait_for_chunks(store: Path, chunks: int, process: subprocess.Popen) -> None:
