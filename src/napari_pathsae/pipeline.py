@@ -334,15 +334,8 @@ def correlate_store(
 ):
     """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots;
     with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their own tissue."""
-    from .analysis.spatial_null import null_positions
-    from .analysis.spots import aggregate_to_spots, correlation_table, normalised_expression, report_spot_use
+    from .analysis.spots import correlate_activations
 
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
-    coords = sample.spots_level0_xy * store.slide_mpp
-    centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
-    spot_values, covered = aggregate_to_spots(store, sample, activations, centres)
-    expression = normalised_expression(sample, genes, top_genes)
-    report_spot_use(sample, covered, spot_values, expression)
-    names = [f"f{i}" for i in range(activations.shape[1])]
-    return correlation_table(spot_values, expression, coords, names, everything=everything)
+    return correlate_activations(store, sample, activations, genes, top_genes, everything, null, block_um, seed)

@@ -9,10 +9,6 @@ distances d: above 1, b gathers around a at that scale.
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +16,7 @@ import pandas as pd
 
 from ..errors import PathsaeError
 from ..store import TileStore
+from .squidpy_quiet import quiet_graph_log, squidpy
 
 #: The tile graph joins tiles whose centres are closer than this many tile sides: the 8-neighbourhood
 #: (diagonals at 1.41 sides), with room for the up-to-1-px rounding of the stored corners.
@@ -39,27 +36,6 @@ class ConceptNeighbourhood:
 
     pairs: pd.DataFrame  # one row per ordered (concept_a, concept_b) of the concepts present
     co_occurrence: pd.DataFrame  # one row per (concept_a, concept_b, distance)
-
-
-def _squidpy():
-    with warnings.catch_warnings():  # squidpy -> spatialdata -> xarray-schema imports the deprecated pkg_resources
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-        import squidpy
-
-    return squidpy
-
-
-@contextmanager
-def _quiet_graph_log() -> Iterator[None]:
-    """spatial_neighbors logs each graph at INFO through spatialdata's own console handler (colour codes
-    in a CLI's output): raised to WARNING while it runs, then restored."""
-    logger = logging.getLogger("spatialdata._logging")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def tile_graph_adata(store: TileStore, labels: np.ndarray):
@@ -93,11 +69,11 @@ def concept_neighbourhood(
 ) -> ConceptNeighbourhood:
     """Neighbourhood enrichment (z-scores, contacts) and co-occurrence over distance of the concepts
     ``labels`` (N,) (1..k; 0, not computed, left out) on the store's tile graph."""
-    sq = _squidpy()
+    sq = squidpy()
     name = store_name or store.path.name.removesuffix(".zarr")
     adata = tile_graph_adata(store, labels)
     side_um = store.tile_side0 * store.slide_mpp
-    with _quiet_graph_log():
+    with quiet_graph_log():
         sq.gr.spatial_neighbors(adata, coord_type="generic", radius=NEIGHBOUR_RADIUS_SIDES * side_um)
     with np.errstate(divide="ignore", invalid="ignore"):  # a pair no shuffle can change (z NaN): left NaN
         sq.gr.nhood_enrichment(adata, "concept", n_perms=n_perms, seed=seed, n_jobs=1, show_progress_bar=False)

@@ -18,10 +18,9 @@ import torch
 
 from ..errors import PathsaeError
 from ..sae.formats import load_sae, sae_layer, sae_weights_sha256
+from ..sae.train import DENSE_RATE
 from ..store import TileStore
 
-#: A feature firing on more than this fraction of tiles is dense (SAEBench's convention).
-DENSE_RATE = 0.1
 #: Best-match activation r above which a feature counts as replicating in another seed (the PLUTO study
 #: reports ≈ 0.96 for its best-matched biological features).
 STABLE_R = 0.9
@@ -40,7 +39,6 @@ class SAEReport:
 def reconstruction_metrics(sae, stores: list[TileStore], layer: str, rows: int = 4096) -> tuple[dict, np.ndarray]:
     """SAELens-style metrics over every finite embedding of the stores, and each feature's firing rate."""
     err = dev = legacy = l0 = l2_ratio = n = 0.0
-    sums = None
     fires = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
     mean = _embedding_mean(stores, layer, rows)
     with torch.no_grad():
@@ -62,7 +60,6 @@ def reconstruction_metrics(sae, stores: list[TileStore], layer: str, rows: int =
                 l0 += float((f > 0).sum())
                 l2_ratio += float((x_hat.norm(dim=1) / x.norm(dim=1).clamp_min(1e-12)).sum())
                 fires += (f > 0).sum(dim=0)
-                sums = f.sum(dim=0) if sums is None else sums + f.sum(dim=0)
                 n += len(x)
     if n < 2:
         raise PathsaeError("the stores hold fewer than 2 embedded tiles: nothing to report on")
@@ -114,7 +111,7 @@ def sae_report(
         summary["stability"], stability = _stability(sae_dir, other_sae, stores[0])
         features = pd.concat([features, stability], axis=1)
     if sample is not None:
-        summary["biology"], best = _biology(stores[0], sample, sae_dir, top)
+        summary["biology"], best = _biology(stores[0], sample, sae, layer, top)
         features = features.merge(best, on="feature", how="left")
     return SAEReport(summary, features)
 
@@ -155,22 +152,17 @@ def _stability(sae_dir, other_sae, store: TileStore) -> tuple[dict, pd.DataFrame
     return summary, columns
 
 
-def _biology(store: TileStore, sample, sae_dir, top: int) -> tuple[dict, pd.DataFrame]:
+def _biology(store: TileStore, sample, sae, layer: str, top: int) -> tuple[dict, pd.DataFrame]:
     """Each feature's best gene (by the spatial test's conservative r) and how many features have a gene that
     survives the spatial test."""
-    from .spots import aggregate_to_spots, correlation_table, normalised_expression, report_spot_use
+    from .spots import correlate_activations
 
-    sae, cfg = load_sae(sae_dir)
-    x = np.asarray(store.embeddings(sae_layer(cfg))[:], dtype=np.float32)
+    x = np.asarray(store.embeddings(layer)[:], dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
     activations = np.full((len(x), sae.cfg.d_sae), np.nan, np.float32)
     with torch.no_grad():
         activations[finite] = sae.encode(torch.from_numpy(x[finite])).numpy()
-    spot_values, covered = aggregate_to_spots(store, sample, activations)
-    expression = normalised_expression(sample)
-    report_spot_use(sample, covered, spot_values, expression)
-    names = [f"f{i}" for i in range(sae.cfg.d_sae)]
-    table = correlation_table(spot_values, expression, sample.spots_level0_xy * store.slide_mpp, names)
+    table = correlate_activations(store, sample, activations)
     best = table[table.rank_in_feature == 1][
         ["feature", "gene", "r", "spearman_r", "spearman_r_bound", "n_eff", "q", "q_spatial"]
     ]
@@ -203,11 +195,9 @@ def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, ove
     absent, or with ``overwrite``). Returns a note when a different stability.csv was kept."""
     import json
 
-    from safetensors.torch import save_file
-
     from ..figures import sae_report_figure
     from ..outputs import atomic_folder, atomic_output
-    from ..sae.formats import SPARSITY
+    from ..sae.formats import SPARSITY, write_sparsity
 
     with atomic_folder(folder, overwrite) as staging:
         (staging / "report.json").write_text(json.dumps(report.summary, indent=2))
@@ -217,8 +207,7 @@ def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, ove
     sparsity = sae_dir / SPARSITY
     if not sparsity.exists():  # train writes it from the training tiles; an SAE from elsewhere gets these stores'
         with atomic_output(sparsity) as temp:
-            rate = torch.from_numpy(report.features["density"].to_numpy())
-            save_file({"sparsity": torch.log10(rate.float() + 1e-10)}, str(temp))
+            write_sparsity(temp, torch.from_numpy(report.features["density"].to_numpy()))
     if "stability_r" in report.features:
         table = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]].copy()
         table["sae_weights_sha256"] = sae_weights_sha256(sae_dir)  # the browser ignores it for other weights

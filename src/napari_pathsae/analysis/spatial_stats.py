@@ -18,7 +18,6 @@ patches average out), so leaving them out makes var(r) larger and the test conse
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from itertools import pairwise
@@ -26,6 +25,8 @@ from itertools import pairwise
 import numpy as np
 import scipy.sparse as sp
 from scipy import stats
+
+from .squidpy_quiet import quiet_graph_log, squidpy
 
 #: Distance classes of the correlogram (the first holds the immediate neighbours).
 N_CLASSES = 10
@@ -46,17 +47,6 @@ class DistanceClasses:
     pair_counts: np.ndarray  # (N_CLASSES,) ordered pairs per class among all n points (scaled from the sample)
 
 
-def _squidpy():
-    """squidpy, imported quietly: its spatialdata logs a line per graph at INFO, and spatialdata's
-    xarray-schema imports the deprecated pkg_resources."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import squidpy
-
-    logging.getLogger("spatialdata._logging").setLevel(logging.WARNING)
-    return squidpy
-
-
 def distance_classes(coords_um: np.ndarray, n_classes: int = N_CLASSES, seed: int = 0) -> DistanceClasses:
     """The correlogram's classes over ``coords_um`` (n, 2): the first up to 1.5 nearest-neighbour spacings,
     then equal widths up to half the largest extent; graphs from squidpy's radius neighbours."""
@@ -74,11 +64,12 @@ def distance_classes(coords_um: np.ndarray, n_classes: int = N_CLASSES, seed: in
     reach = max(float(np.ptp(points, axis=0).max()) / 2, 1.5 * spacing * 1.01)
     edges = np.concatenate([[0.0], np.linspace(1.5 * spacing, reach, n_classes)])
     adata = ad.AnnData(np.zeros((len(points), 1), np.float32), obsm={"spatial": points})
-    sq = _squidpy()
+    sq = squidpy()
     graphs = []
     for k, (lo, hi) in enumerate(pairwise(edges)):
         key = f"class{k}"
-        sq.gr.spatial_neighbors(adata, coord_type="generic", radius=(lo + 1e-9, hi), key_added=key)
+        with quiet_graph_log():
+            sq.gr.spatial_neighbors(adata, coord_type="generic", radius=(lo + 1e-9, hi), key_added=key)
         graph = sp.csr_matrix(adata.obsp[f"{key}_connectivities"])
         graph.data[:] = 1.0
         graph.setdiag(0)
@@ -99,7 +90,7 @@ def morans_i(values: np.ndarray, classes: DistanceClasses) -> np.ndarray:
     v = np.where(constant, np.arange(len(v), dtype=np.float64)[:, None], v)  # placeholder, zeroed below
     adata = ad.AnnData(v.astype(np.float32), obsm={"spatial": np.zeros((len(v), 2))})
     adata.var_names = [str(i) for i in range(v.shape[1])]
-    sq = _squidpy()
+    sq = squidpy()
     out = np.zeros((len(classes.graphs), v.shape[1]))
     for k, graph in enumerate(classes.graphs):
         if graph.nnz == 0:

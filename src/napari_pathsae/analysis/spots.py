@@ -66,6 +66,31 @@ def aggregate_to_spots(
     return spot_means(weights, values), np.asarray(weights.sum(axis=1)).ravel()
 
 
+def correlate_activations(
+    store: TileStore,
+    sample: VisiumSample,
+    activations: np.ndarray,
+    genes: list[str] | None = None,
+    top_genes: int | None = None,
+    everything: bool = False,
+    null: str | None = None,
+    block_um: float = 1000.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Feature x gene table of tile ``activations`` aggregated to the sample's spots (the spots used said in
+    one line); with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their
+    own tissue, tested at their true positions (the layout, hence the autocorrelation, is the same)."""
+    from .spatial_null import null_positions
+
+    coords = sample.spots_level0_xy * store.slide_mpp
+    centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
+    spot_values, covered = aggregate_to_spots(store, sample, activations, centres)
+    expression = normalised_expression(sample, genes, top_genes)
+    report_spot_use(sample, covered, spot_values, expression)
+    names = [f"f{i}" for i in range(activations.shape[1])]
+    return correlation_table(spot_values, expression, coords, names, everything=everything)
+
+
 def spot_means(weights: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
     """Overlap-weighted mean of tile ``values`` (N,) or (N, K) per spot, over the tiles computed so far
     (rows with NaN are left out); NaN for a spot with no computed tile under it."""
@@ -233,11 +258,12 @@ def correlation_table(
     spatially aware test beside them: ``n_eff`` (effective spots), ``p_spatial`` and ``q_spatial`` of the
     Spearman r (analysis/spatial_stats.py). ``coords_um`` (S, 2) are the spots' (or tiles') positions.
 
-    Every pair is tested (q corrects for all of them); pairs are ranked by Spearman r (``rank_in_gene``,
-    ``rank_in_feature``: robust to a few extreme spots). The table keeps the pairs with q_spatial ≤ ``max_q``
-    and each gene's and each feature's ``top`` pairs, or every pair with ``everything``. Spots without tiles
-    or failing library QC (NaN) are dropped; constant features, features that depart from their median in
-    fewer than ``min_active_spots`` spots, and constant genes get no row.
+    Every pair is tested (q corrects for all of them); pairs are ranked by ``spearman_r_bound``
+    (``rank_in_gene``, ``rank_in_feature``): the Spearman r's 95 % bound nearest 0 over the effective spots.
+    The table keeps the pairs with q_spatial ≤ ``max_q`` and each gene's and each feature's ``top`` pairs,
+    or every pair with ``everything``. Spots without tiles or failing library QC (NaN) are dropped; constant
+    features, features and genes that depart from their median in fewer than ``min_active_spots`` spots,
+    and constant genes get no row.
     """
     from .spatial_stats import conservative_r, distance_classes, effective_n, morans_i, spatial_p_values
 

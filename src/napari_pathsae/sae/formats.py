@@ -31,7 +31,7 @@ def save_sae(
 ) -> Path:
     """Write the SAE (normalisation folded in) atomically: a temp folder renamed into place; an existing
     folder is replaced only with ``overwrite``. ``density`` (each latent's firing rate on the training
-    data) goes to SAELens's sparsity.safetensors, as log10(rate + 1e-10) under the key ``sparsity``."""
+    data) goes to SAELens's sparsity.safetensors (``write_sparsity``)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -54,8 +54,15 @@ def save_sae(
         save_file(sae.folded_weights(), str(staging / WEIGHTS))
         (staging / CFG).write_text(json.dumps(cfg, indent=2))
         if density is not None:
-            save_file({"sparsity": torch.log10(density.float().cpu() + 1e-10)}, str(staging / SPARSITY))
+            write_sparsity(staging / SPARSITY, density)
     return directory
+
+
+def write_sparsity(path: str | Path, density: torch.Tensor) -> None:
+    """SAELens's sparsity.safetensors: log10(firing rate + 1e-10) of each latent under the key ``sparsity``."""
+    from safetensors.torch import save_file
+
+    save_file({"sparsity": torch.log10(density.float().cpu() + 1e-10)}, str(path))
 
 
 def sae_layer(cfg: dict) -> str:

@@ -138,15 +138,17 @@ def normalisation_stats(stream: EmbeddingStream) -> tuple[torch.Tensor, torch.Te
     return torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
 
 
-@torch.no_grad()
-def firing_counts(sae: SAE, stream: EmbeddingStream, device: torch.device) -> torch.Tensor:
-    """(d_sae,) how many stored embeddings each latent fires on."""
-    sae.eval()
-    fires = torch.zeros(sae.cfg.d_sae, device=device)
-    for values in stream.all_chunks():
-        fires += (sae.encode(torch.from_numpy(values).to(device)) > 0).sum(dim=0)
-    sae.train()
-    return fires
+#: A latent firing on more than this fraction of inputs is dense (SAEBench's convention).
+DENSE_RATE = 0.1
+
+
+def density_metrics(rate: torch.Tensor) -> dict:
+    """Each latent's firing rate, and the dead (never) and dense (> DENSE_RATE) fractions."""
+    return {
+        "feature_density": rate.cpu().tolist(),
+        "dead_fraction": float((rate == 0).float().mean()),
+        "dense_fraction": float((rate > DENSE_RATE).float().mean()),
+    }
 
 
 @torch.no_grad()
@@ -168,12 +170,10 @@ def evaluate(sae: SAE, stream: EmbeddingStream, device: torch.device) -> dict[st
     rate = fires / n
     sae.train()
     return {
-        "feature_density": rate.cpu().tolist(),
         "mse": sq_err / (n * sae.cfg.d_in),
         "fvu": sq_err / max(sq_dev, 1e-12),
         "l0": l0 / n,
-        "dead_fraction": float((rate == 0).float().mean()),
-        "dense_fraction": float((rate > 0.1).float().mean()),
+        **density_metrics(rate),
         "n_inputs": n,
     }
 
@@ -219,11 +219,15 @@ def train_sae(
         if progress and (step % 50 == 0 or step == steps - 1):
             progress(step + 1, steps, last)
     seconds = time.perf_counter() - start
-    fired = firing_counts(sae, stream, device) > 0
+    metrics = evaluate(sae, stream, device)
+    rate = torch.tensor(metrics["feature_density"])
+    fired = rate > 0
     if not bool(fired.any()):
         raise PathsaeError("no latent of the trained SAE fires on these embeddings: lower --l1 / --l0")
-    sae.keep_latents(fired)  # a latent that never fires on the training data is not a feature
-    metrics = evaluate(sae, stream, device)
+    # a latent that never fires on the training data is not a feature; removing it changes no activation
+    # or reconstruction, so the evaluation stands and only the density metrics narrow to the kept latents
+    sae.keep_latents(fired.to(device))
+    metrics.update(density_metrics(rate[fired]))
     metrics.update(
         trained_width=width, never_fired_removed=width - int(fired.sum()),
         steps=steps, batch_size=batch_size, seconds=round(seconds, 2),
