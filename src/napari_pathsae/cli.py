@@ -94,7 +94,8 @@ def _engine_commands(commands) -> None:
     train.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
     train.add_argument(
         "--expansion", type=positive_int(1, 256),
-        help="SAE width / embedding width (default: from the data, about one latent per tile, x1 to x8)",
+        help="SAE width / embedding width (default: from the data, 3 latents per tile, x1 to x8); "
+        "latents that never fire are removed",
     )  # fmt: skip
     train.add_argument("--k", type=positive_int(), default=32, help="active features per input (topk, batchtopk)")
     train.add_argument("--l1", type=non_negative_float(), default=1e-2, help="L1 coefficient (relu)")
@@ -357,7 +358,7 @@ def _correlate(args: argparse.Namespace) -> None:
     if args.visium:
         table = correlate_store(
             args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all,
-            args.null, args.block_um or 1000.0, args.seed or 0,
+            args.null, args.block_um, args.seed,
         )  # fmt: skip
         what, unit = "feature-gene", "spots"
     else:

@@ -329,8 +329,8 @@ def correlate_store(
     sae: str | None = None,
     everything=False,
     null: str | None = None,
-    block_um: float = 1000.0,
-    seed: int = 0,
+    block_um: float | None = None,
+    seed: int | None = None,
 ):
     """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots;
     with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their own tissue."""

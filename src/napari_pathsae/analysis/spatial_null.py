@@ -12,13 +12,16 @@ from ..errors import PathsaeError
 
 #: The nulls ``correlate --null`` offers.
 NULLS = ("transpose", "rotate", "shuffle-blocks")
+#: Side of the squares ``shuffle-blocks`` moves, unless told (µm).
+BLOCK_UM = 1000.0
 
 
-def null_positions(xy: np.ndarray, kind: str, block: float, seed: int = 0) -> np.ndarray:
-    """(S, 2) spot centres moved by ``kind``: ``transpose`` swaps x and y about the spots' centre, ``rotate``
-    turns them 180° about it, ``shuffle-blocks`` moves squares of side ``block`` (same units as ``xy``)
-    whole to each other's places (a random permutation in which no square stays)."""
+def null_positions(xy: np.ndarray, kind: str, block: float | None = None, seed: int | None = None) -> np.ndarray:
+    """(S, 2) spot centres (µm) moved by ``kind``: ``transpose`` swaps x and y about the spots' centre,
+    ``rotate`` turns them 180° about it, ``shuffle-blocks`` moves squares of side ``block`` (default BLOCK_UM)
+    whole to each other's places (a random permutation, ``seed`` default 0, in which no square stays)."""
     xy = np.asarray(xy, dtype=np.float64)
+    block, seed = block or BLOCK_UM, seed or 0
     centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
     if kind == "transpose":
         return centre + (xy - centre)[:, ::-1]

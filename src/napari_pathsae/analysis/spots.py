@@ -74,8 +74,8 @@ def correlate_activations(
     top_genes: int | None = None,
     everything: bool = False,
     null: str | None = None,
-    block_um: float = 1000.0,
-    seed: int = 0,
+    block_um: float | None = None,
+    seed: int | None = None,
 ) -> pd.DataFrame:
     """Feature x gene table of tile ``activations`` aggregated to the sample's spots (the spots used said in
     one line); with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their
