@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
-from napari_pathsae.encoders import load_encoder
+from napari_pathsae.data.tiles import TileGeometry, read_tiles, tile_grid
 from napari_pathsae.io.slides import open_slide
-from napari_pathsae.tiles import TileGeometry, read_tiles, tile_grid
+from napari_pathsae.models.encoders import load_encoder
 
 
 def bare_forward(

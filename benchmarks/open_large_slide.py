@@ -18,8 +18,8 @@ import psutil
 from measure import save
 from synthetic_slide import slide_of_side
 
+from napari_pathsae.data.tiles import TileGeometry, tile_grid
 from napari_pathsae.io.slides import open_slide
-from napari_pathsae.tiles import TileGeometry, tile_grid
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from measure import save
 
-from napari_pathsae.pipeline import EmbedOptions
-from napari_pathsae.sae.train import TrainOptions
-from napari_pathsae.session import ExplorerSession
-from napari_pathsae.tiles import TileGeometry
+from napari_pathsae.data.tiles import TileGeometry
+from napari_pathsae.engine.pipeline import EmbedOptions
+from napari_pathsae.engine.session import ExplorerSession
+from napari_pathsae.models.sae.train import TrainOptions
 
 SECTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "her2st_B4" / "B4_HE.jpg"
 SECTION_MPP = 0.69

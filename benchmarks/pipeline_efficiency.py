@@ -18,7 +18,7 @@ from pathlib import Path
 from measure import BENCHMARKS, python, run_process, save
 from synthetic_slide import slide_of_side
 
-from napari_pathsae.store import TileStore
+from napari_pathsae.data.store import TileStore
 
 
 def bare_tiles_per_s(slide: Path, encoder: str, batch_size: int, batches: int, device: str) -> float:
@@ -36,7 +36,7 @@ def efficiency(slide: Path, work_dir: Path, encoder: str, batch_size: int, bare_
     shutil.rmtree(store_path, ignore_errors=True)
     embed = run_process(
         python(
-            "-m", "napari_pathsae.cli", "embed", str(slide), "-o", str(store_path), "--encoder", encoder,
+            "-m", "napari_pathsae.cli.commands", "embed", str(slide), "-o", str(store_path), "--encoder", encoder,
             "--batch-size", str(batch_size), "--device", device,
         )
     )  # fmt: skip

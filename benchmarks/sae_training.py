@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from measure import BENCHMARKS, python, run_process, save
 
-import napari_pathsae.sae.train as training
-from napari_pathsae.pipeline import train_to_folder
-from napari_pathsae.sae.train import TrainOptions
-from napari_pathsae.store import TileStore
+import napari_pathsae.models.sae.train as training
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.engine.pipeline import train_to_folder
+from napari_pathsae.models.sae.train import TrainOptions
 
 ENCODER = {"spec": "synthetic", "weights_sha256": "synthetic", "width": 384}
 
@@ -96,7 +96,7 @@ def training_throughput(store: Path, sae_dir: Path, expansion: int, k: int, batc
 
 
 def encoding(store: Path, sae_dir: Path) -> dict:
-    run = run_process(python("-m", "napari_pathsae.cli", "encode", str(store), "--sae", str(sae_dir)))
+    run = run_process(python("-m", "napari_pathsae.cli.commands", "encode", str(store), "--sae", str(sae_dir)))
     n = TileStore.open(store).n_tiles
     return {
         "embeddings": n,

@@ -24,10 +24,10 @@ import torch
 from measure import save
 from synthetic_slide import slide_of_side
 
-from napari_pathsae.sae import SAEConfig, build_sae
-from napari_pathsae.sae.formats import save_sae
-from napari_pathsae.session import ExplorerSession
-from napari_pathsae.viewport import tiles_in_view
+from napari_pathsae.data.viewport import tiles_in_view
+from napari_pathsae.engine.session import ExplorerSession
+from napari_pathsae.models.sae import SAEConfig, build_sae
+from napari_pathsae.models.sae.formats import save_sae
 
 VIEW_PX = (1080, 1920)  # screen px, one level-0 px (0.5 µm) each at 20x
 BATCH = 16  # the viewport worker's CPU batch

@@ -2,7 +2,7 @@
 
     python scripts/tutorial.py [--work DIR] [--encoder NAME] [--random-init]
 
-Each step is the `pathsae` command the tutorial shows; the figures come from napari_pathsae.figures.
+Each step is the `pathsae` command the tutorial shows; the figures come from napari_pathsae.report.figures.
 Outputs: docs/images/tutorial/*.png and docs/tutorial-results.json (the numbers quoted in the tutorial).
 """
 
@@ -43,8 +43,8 @@ def feature_gene_figures(work: Path, results: dict) -> None:
     """For each shown gene: the feature that correlates best with it, its map, the gene, and the scatter."""
     from napari_pathsae import open_visium
     from napari_pathsae.analysis.spots import aggregate_to_spots, normalised_expression
-    from napari_pathsae.figures import feature_gene_figure
-    from napari_pathsae.store import TileStore
+    from napari_pathsae.data.store import TileStore
+    from napari_pathsae.report.figures import feature_gene_figure
 
     store = TileStore.open(work / "b4.zarr")
     sample = open_visium(OUTS)

@@ -117,10 +117,10 @@ def her2st_model(tmp_path_factory, planted_outs):
 
     Returns the folder holding ``b4.zarr``, ``sae/`` and ``planted/`` (Space Ranger outs with PLANTED1).
     """
-    from napari_pathsae.encoders import load_encoder
-    from napari_pathsae.pipeline import EmbedOptions, embed_slide, encode_store, train_to_folder
-    from napari_pathsae.sae.train import TrainOptions
-    from napari_pathsae.tiles import TileGeometry
+    from napari_pathsae.data.tiles import TileGeometry
+    from napari_pathsae.engine.pipeline import EmbedOptions, embed_slide, encode_store, train_to_folder
+    from napari_pathsae.models.encoders import load_encoder
+    from napari_pathsae.models.sae.train import TrainOptions
 
     work = tmp_path_factory.mktemp("her2st_model")
     encoder = load_encoder(TINY_ENCODER, dtype="fp32", allow_random=True)  # bf16 would vary with batch make-up

@@ -13,8 +13,8 @@ import scipy.sparse as sp
 import zarr
 
 from napari_pathsae import open_slide, open_visium
-from napari_pathsae.store import TileStore
-from napari_pathsae.tiles import saturation
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.data.tiles import saturation
 
 D_IN, ATOMS, ACTIVE, N = 32, 48, 3, 6000
 

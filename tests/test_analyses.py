@@ -11,9 +11,9 @@ from conftest import HER2ST_HE, HER2ST_OUTS
 from napari_pathsae import PathsaeError
 from napari_pathsae.analysis.concept_study import slide_importance
 from napari_pathsae.analysis.probe import spatial_blocks, spatial_folds
-from napari_pathsae.cli import main
-from napari_pathsae.sae.formats import load_sae, save_sae
-from napari_pathsae.sae.train import TrainOptions, train_sae
+from napari_pathsae.cli.commands import main
+from napari_pathsae.models.sae.formats import load_sae, save_sae
+from napari_pathsae.models.sae.train import TrainOptions, train_sae
 from planting import ACTIVE, planted_dictionary_store, spot_saturation, write_planted_outs
 
 
@@ -120,7 +120,7 @@ def test_predict_genes_on_a_half_computed_store_uses_the_computed_tiles_only(her
 
     from napari_pathsae import open_visium
     from napari_pathsae.analysis.gene_prediction import predict_genes
-    from napari_pathsae.store import TileStore
+    from napari_pathsae.data.store import TileStore
 
     shutil.copytree(her2st_model / "b4.zarr", tmp_path / "half.zarr")
     store = TileStore.open(tmp_path / "half.zarr", mode="r+")
@@ -263,7 +263,7 @@ def test_slide_level_importance_points_at_the_concept_that_sets_the_target():
 
 
 def test_correlate_finds_the_feature_a_tile_annotation_follows(her2st_model, tmp_path, capsys):
-    from napari_pathsae.store import TileStore
+    from napari_pathsae.data.store import TileStore
 
     store = TileStore.open(her2st_model / "b4.zarr")
     acts = store.activations()[:]

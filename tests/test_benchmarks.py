@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_pathsae.sae.train import auto_width
+from napari_pathsae.models.sae.train import auto_width
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

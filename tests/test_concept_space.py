@@ -10,14 +10,14 @@ import pytest
 from conftest import HER2ST_HE
 from napari_pathsae import PathsaeError
 from napari_pathsae.analysis.concept_space import concept_neighbourhood
-from napari_pathsae.store import TileStore
+from napari_pathsae.data.store import TileStore
 
 
 @pytest.fixture(scope="module")
 def grid_store(tmp_path_factory) -> TileStore:
     """The her2st B4 section's real tissue tile grid (112 µm tiles, 1038 of them), nothing embedded."""
-    from napari_pathsae.pipeline import EmbedOptions, open_tiles
-    from napari_pathsae.tiles import TileGeometry
+    from napari_pathsae.data.tiles import TileGeometry
+    from napari_pathsae.engine.pipeline import EmbedOptions, open_tiles
 
     slide, grid = open_tiles(HER2ST_HE, EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69))
     slide.close()
@@ -59,7 +59,7 @@ def z_of(pairs: pd.DataFrame, a: int, b: int) -> float:
 
 
 def test_planted_halves_border_each_other_only_at_the_seam_and_a_shuffle_finds_nothing(grid_store, tmp_path):
-    from napari_pathsae.figures import concept_neighbourhood_figure
+    from napari_pathsae.report.figures import concept_neighbourhood_figure
 
     labels = planted_labels(grid_store)
     labels[:40] = 0  # not computed: left out of the graph
@@ -107,7 +107,7 @@ def test_too_few_tiles_or_concepts_are_refused_in_one_line(grid_store, tmp_path)
 
 
 def test_concepts_cli_writes_each_stores_neighbourhoods(her2st_model, tmp_path, capsys):
-    from napari_pathsae.cli import main
+    from napari_pathsae.cli.commands import main
 
     out = tmp_path / "concepts"
     assert main(["concepts", str(her2st_model / "b4.zarr"), "-n", "5", "-o", str(out)]) == 0, capsys.readouterr()

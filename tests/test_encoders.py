@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_pathsae import PathsaeError
-from napari_pathsae.encoders import PRESETS, choose_device, choose_dtype, cpu_has_native_bf16, load_encoder
+from napari_pathsae.models.encoders import PRESETS, choose_device, choose_dtype, cpu_has_native_bf16, load_encoder
 
 TINY = "vit_tiny_patch16_224"
 

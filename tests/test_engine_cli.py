@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from conftest import HER2ST_HE, HER2ST_OUTS, SVS
+from napari_pathsae.data.store import TileStore
 from napari_pathsae.io.visium import read_positions
-from napari_pathsae.store import TileStore
 from planting import spot_saturation, write_planted_outs
 
 ENCODER = ["--encoder", "vit_tiny_patch16_224"]
@@ -23,7 +23,10 @@ ENCODER = ["--encoder", "vit_tiny_patch16_224"]
 
 def pathsae(*args) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "napari_pathsae.cli.commands", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -130,14 +133,14 @@ def test_report_card_with_a_second_seed_and_the_section_biology(section):
     assert len(features) == summary["n_features"] and {"density", "stability_r", "best_gene_gene"} <= set(features)
     assert (work / "report" / "report.png").stat().st_size > 20_000
     assert (work / "sae" / "stability.csv").is_file() and f"{stability['stable_features']} of" in out.stdout
-    from napari_pathsae.sae.formats import sae_weights_sha256
-    from napari_pathsae.session import _read_stability
+    from napari_pathsae.engine.session import _read_stability
+    from napari_pathsae.models.sae.formats import sae_weights_sha256
 
     read = _read_stability(work / "sae", sae_weights_sha256(work / "sae"))  # what the feature browser shows
     assert int(read.stable.sum()) == stability["stable_features"]
     assert _read_stability(work / "sae", "other weights") is None  # a replaced SAE: not shown
     again = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli", "report", work / "sae", "--store", work / "b4.zarr",
+        [sys.executable, "-m", "napari_pathsae.cli.commands", "report", work / "sae", "--store", work / "b4.zarr",
          "-o", work / "report"], capture_output=True, text=True,
     )  # fmt: skip
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "exists" in again.stderr
@@ -167,7 +170,7 @@ def test_export_region_and_spots(section):
     spots = pd.read_csv(work / "spots.csv")
     assert len(spots) == 283 and {"gene_PLANTED1", "gene_ERBB2", "f0"} <= set(spots.columns)
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli", "export", work / "b4.zarr", "-o", work / "spots.csv"],
+        [sys.executable, "-m", "napari_pathsae.cli.commands", "export", work / "b4.zarr", "-o", work / "spots.csv"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1 and "exists" in result.stderr
@@ -204,7 +207,7 @@ def test_two_slides_on_a_two_worker_local_cluster(tmp_path):
 )
 def test_engine_user_errors(tmp_path, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli", *args], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-m", "napari_pathsae.cli.commands", *args], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr

@@ -8,12 +8,12 @@ import pytest
 
 from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.analysis.features import argmax_feature, concepts, feature_table, top_tiles
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.data.tiles import TileGeometry
+from napari_pathsae.data.viewport import GridPlacement, patch_value_grid, tile_value_grid, tiles_in_view
+from napari_pathsae.engine.pipeline import EmbedOptions
+from napari_pathsae.engine.session import ExplorerSession
 from napari_pathsae.errors import PathsaeError
-from napari_pathsae.pipeline import EmbedOptions
-from napari_pathsae.session import ExplorerSession
-from napari_pathsae.store import TileStore
-from napari_pathsae.tiles import TileGeometry
-from napari_pathsae.viewport import GridPlacement, patch_value_grid, tile_value_grid, tiles_in_view
 
 OPTIONS = EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69, batch_size=64)
 
@@ -69,8 +69,8 @@ def test_lazy_tiles_match_the_cli_store_and_a_cli_run_finishes_the_store(her2st_
     )
     assert set(np.flatnonzero(again.computer.activated())) == set(chosen)
     # the CLI finishes what the viewer started, in the same store
-    from napari_pathsae.encoders import load_encoder
-    from napari_pathsae.pipeline import embed_slide
+    from napari_pathsae.engine.pipeline import embed_slide
+    from napari_pathsae.models.encoders import load_encoder
 
     summary = embed_slide(HER2ST_HE, tmp_path / "lazy.zarr", load_encoder(TINY_ENCODER, dtype="fp32"), OPTIONS)
     assert summary["tiles"] == reference.n_tiles and TileStore.open(tmp_path / "lazy.zarr").complete
@@ -123,8 +123,8 @@ def test_region_spot_table_on_a_partly_computed_store(her2st_model, tmp_path):
     """Spots over computed tiles get their mean over those tiles; uncomputed tiles never enter a mean."""
     from shapely.geometry import box
 
-    from napari_pathsae.export import export_spots
     from napari_pathsae.io.visium import open_visium
+    from napari_pathsae.report.export import export_spots
 
     session = ExplorerSession.load(
         HER2ST_HE, tmp_path / "lazy.zarr", TINY_ENCODER, her2st_model / "sae", OPTIONS, dtype="fp32"
@@ -148,7 +148,7 @@ def test_region_spot_table_on_a_partly_computed_store(her2st_model, tmp_path):
 
 def test_training_refuses_too_few_tiles_and_computes_first_without_an_sae(tmp_path):
     from conftest import SVS
-    from napari_pathsae.sae.train import TrainOptions
+    from napari_pathsae.models.sae.train import TrainOptions
 
     options = EmbedOptions(geometry=TileGeometry.from_options(tile_um=448))  # the small sample in 4 tiles
     session = ExplorerSession.load(SVS, tmp_path / "s.zarr", TINY_ENCODER, options=options, dtype="fp32")

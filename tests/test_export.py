@@ -11,8 +11,8 @@ import pytest
 import zarr
 
 from napari_pathsae import PathsaeError
-from napari_pathsae.export import export_tiles, region_mask
-from napari_pathsae.store import TileStore
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.report.export import export_tiles, region_mask
 
 
 @pytest.fixture()

@@ -23,10 +23,10 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLineEdit, QTableWidget
 
 from conftest import HER2ST_HE, TINY_ENCODER
+from napari_pathsae.data.store import TileStore
 from napari_pathsae.plugin.heatmap_layers import MAX_ALPHA
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import camera_of
-from napari_pathsae.store import TileStore
 
 pytestmark = pytest.mark.qt_log_level_fail("WARNING")  # a Qt warning in the log fails the journey
 

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import HER2ST_OUTS, SVS
-from napari_pathsae.cli import main
+from napari_pathsae.cli.commands import main
+from napari_pathsae.data.store import TileStore
 from napari_pathsae.io.visium import read_positions
-from napari_pathsae.store import TileStore
 
 TINY = ["--encoder", "vit_tiny_patch16_224"]
 QUICK_SAE = ["--expansion", "2", "--k", "8", "--samples", "2000"]
@@ -233,7 +233,7 @@ def test_a_second_run_on_a_store_being_written_is_refused(tmp_path, capsys):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from napari_pathsae.store import writer_lock
+            from napari_pathsae.data.store import writer_lock
             with writer_lock({str(store)!r}):
                 print("locked", flush=True)
                 time.sleep(60)

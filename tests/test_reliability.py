@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 
 from bad_inputs import CASES, TINY, Case
 from conftest import SVS
-from napari_pathsae.cli import main
-from napari_pathsae.encoders import load_encoder
+from napari_pathsae.cli.commands import main
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.engine.pipeline import EmbedOptions, embed_batches
 from napari_pathsae.errors import PathsaeError
-from napari_pathsae.export import read_polygon
 from napari_pathsae.io.slides import open_slide
-from napari_pathsae.pipeline import EmbedOptions, embed_batches
-from napari_pathsae.store import TileStore
+from napari_pathsae.models.encoders import load_encoder
+from napari_pathsae.report.export import read_polygon
 
 #: Many small tiles of the real SVS (28 µm: 800+ tiles), small chunks: a run long enough to interrupt.
 LONG_EMBED = [*TINY, "--tile-um", "28", "--chunk-tiles", "64", "--batch-size", "16"]
@@ -113,8 +113,8 @@ def tiny_store(tmp_path_factory) -> Path:
 
 
 def test_sae_of_another_width_and_damaged_weights(tiny_store, tmp_path, capsys):
-    from napari_pathsae.sae import SAEConfig, build_sae
-    from napari_pathsae.sae.formats import save_sae
+    from napari_pathsae.models.sae import SAEConfig, build_sae
+    from napari_pathsae.models.sae.formats import save_sae
 
     save_sae(build_sae(SAEConfig(arch="topk", d_in=384, d_sae=768, k=8)), tmp_path / "wide", "pooled", {})
     code, _, err = cli(capsys, "encode", tiny_store, "--sae", tmp_path / "wide")
@@ -173,7 +173,7 @@ def clean_run(tmp_path_factory) -> np.ndarray:
 
 
 def start_embed(store: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "napari_pathsae.cli", "embed", str(SVS), "-o", str(store), *LONG_EMBED]
+    command = [sys.executable, "-m", "napari_pathsae.cli.commands", "embed", str(SVS), "-o", str(store), *LONG_EMBED]
     # a shell without job control starts background jobs with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler: give the run the default a user's terminal gives it
     return subprocess.Popen(

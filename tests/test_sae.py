@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from napari_pathsae import PathsaeError
-from napari_pathsae.sae import ARCHITECTURES, SAEConfig, build_sae
-from napari_pathsae.sae.formats import load_sae, save_sae
-from napari_pathsae.sae.train import TrainOptions, normalisation_stats, train_sae
+from napari_pathsae.models.sae import ARCHITECTURES, SAEConfig, build_sae
+from napari_pathsae.models.sae.formats import load_sae, save_sae
+from napari_pathsae.models.sae.train import TrainOptions, normalisation_stats, train_sae
 from planting import ACTIVE, D_IN, planted_dictionary_store
 
 
@@ -42,7 +42,7 @@ def test_each_architecture_recovers_the_planted_atoms(planted, arch):
 
 
 def test_outlier_dimension_does_not_dominate_the_scale(planted):
-    from napari_pathsae.sae.train import EmbeddingStream
+    from napari_pathsae.models.sae.train import EmbeddingStream
 
     store, _ = planted
     _, scale = normalisation_stats(EmbeddingStream([store], "pooled", np.random.default_rng(0)))
@@ -110,7 +110,7 @@ def test_damaged_or_foreign_files_are_refused(tmp_path, planted):
 def test_latents_that_never_fire_are_removed_and_nothing_else_changes(planted):
     import copy
 
-    from napari_pathsae.sae.train import EmbeddingStream, evaluate
+    from napari_pathsae.models.sae.train import EmbeddingStream, evaluate
 
     store, _ = planted
     stream = EmbeddingStream([store], "pooled", np.random.default_rng(0))

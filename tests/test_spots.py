@@ -9,7 +9,7 @@ import zarr
 from scipy import stats
 
 from napari_pathsae.analysis.spots import correlation_table, spot_tile_weights
-from napari_pathsae.store import TileStore
+from napari_pathsae.data.store import TileStore
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import DATA, HER2ST_HE, SVS
 from napari_pathsae import PathsaeError, open_slide
-from napari_pathsae.tiles import (
+from napari_pathsae.data.tiles import (
     MIN_TISSUE_DEFAULT,
     TileGeometry,
     read_level_for,

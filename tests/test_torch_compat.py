@@ -12,7 +12,7 @@ try:
     needed = False
 except RuntimeError as exc:
     needed = "operator torchvision::" in str(exc)
-from napari_pathsae.torch_compat import import_timm
+from napari_pathsae.models.torch_compat import import_timm
 timm = import_timm()
 model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
 with torch.no_grad():

@@ -8,11 +8,11 @@ import pytest
 from qtpy.QtCore import Qt
 
 from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
-from napari_pathsae.export import region_mask
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.data.viewport import tiles_in_view
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import camera_of
-from napari_pathsae.store import TileStore
-from napari_pathsae.viewport import tiles_in_view
+from napari_pathsae.report.export import region_mask
 
 MPP = 0.69
 

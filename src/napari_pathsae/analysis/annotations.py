@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..store import TileStore
 
 
 def read_tile_annotations(store: TileStore, path: str | Path) -> pd.DataFrame:

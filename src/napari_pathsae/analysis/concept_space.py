@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..store import TileStore
 from .squidpy_quiet import quiet_graph_log, squidpy
 
 #: The tile graph joins tiles whose centres are closer than this many tile sides: the 8-neighbourhood

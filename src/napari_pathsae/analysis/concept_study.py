@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..store import TileStore
 from .features import concept_legend, concept_weights
 from .probe import ridge_probe, zscore
 from .spots import spot_design
@@ -67,7 +67,7 @@ def write_concepts(
 ) -> None:
     """tiles.csv (every store's tiles), concepts.csv (the legend), importance.csv, and per store a map and
     the concepts' neighbourhoods: neighbourhood_<store>.csv/.png and co_occurrence_<store>.csv."""
-    from ..figures import concept_map_figure, concept_neighbourhood_figure
+    from ..report.figures import concept_map_figure, concept_neighbourhood_figure
     from .concept_space import concept_neighbourhood
 
     tables = zip(names, stores, found.labels, found.weights, strict=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
-from ..store import TileStore
 from .probe import ProbeResult, ridge_probe, zscore
 from .spots import min_active_spots, spot_design
 
@@ -49,7 +49,7 @@ def predict_genes(
 
     Genes: those named, else every gene detected in enough spots (``top_genes``: only the most variable).
     """
-    from ..export import tile_values
+    from ..report.export import tile_values
 
     if model not in MODELS:
         raise PathsaeError(f"unknown model {model!r} (choose {', '.join(MODELS)})")

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..sae.formats import load_sae, sae_layer
-from ..store import TileStore
+from ..models.sae.formats import load_sae, sae_layer
 
 #: Rows of the similarity matrices computed at once (memory: ROWS x d_sae_b floats).
 ROWS = 2048

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..sae.formats import load_sae, sae_layer, sae_weights_sha256
-from ..sae.train import DENSE_RATE
-from ..store import TileStore
+from ..models.sae.formats import load_sae, sae_layer, sae_weights_sha256
+from ..models.sae.train import DENSE_RATE
 
 #: Best-match activation r above which a feature counts as replicating in another seed (the PLUTO study
 #: reports ≈ 0.96 for its best-matched biological features).
@@ -96,8 +96,8 @@ def sae_report(
     """The report card of the SAE in ``sae_dir`` over ``stores``; with ``sample`` (a Visium sample of the first
     store's section) each feature's best gene under the spatial test; with ``other_sae`` (another seed)
     each feature's best-matched activation r there."""
-    from ..identity import check_sae_fits_store
-    from ..sae.formats import sae_provenance
+    from ..data.identity import check_sae_fits_store
+    from ..models.sae.formats import sae_provenance
 
     sae, cfg = load_sae(sae_dir)
     layer = sae_layer(cfg)
@@ -195,9 +195,9 @@ def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, ove
     absent, or with ``overwrite``). Returns a note when a different stability.csv was kept."""
     import json
 
-    from ..figures import sae_report_figure
-    from ..outputs import atomic_folder, atomic_output
-    from ..sae.formats import SPARSITY, write_sparsity
+    from ..data.outputs import atomic_folder, atomic_output
+    from ..models.sae.formats import SPARSITY, write_sparsity
+    from ..report.figures import sae_report_figure
 
     with atomic_folder(folder, overwrite) as staging:
         (staging / "report.json").write_text(json.dumps(report.summary, indent=2))

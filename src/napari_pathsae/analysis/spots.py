@@ -14,10 +14,10 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
+from ..data.identity import check_visium_matches
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..identity import check_visium_matches
 from ..io.visium import VisiumSample
-from ..store import TileStore
 from .probe import spatial_folds, zscore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exploration import Exploration, load_exploration, save_exploration
+from ..data.exploration import Exploration, load_exploration, save_exploration
 from .heatmap_layers import layer_kind
 from .viewport_worker import camera_of
 

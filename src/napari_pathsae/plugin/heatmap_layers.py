@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from napari.utils.colormaps import Colormap
 
-from ..session import ExplorerSession
-from ..viewport import patch_value_grid, tile_value_grid
+from ..data.viewport import patch_value_grid, tile_value_grid
+from ..engine.session import ExplorerSession
 
 #: Hues of successive selected features.
 HUES = {

@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
-from ..session import ExplorerSession
+from ..engine.session import ExplorerSession
 
 log = logging.getLogger(__name__)
 #: Closing the window waits this long for background jobs (a cancelled training ends within 50 steps).

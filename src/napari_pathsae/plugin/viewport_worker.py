@@ -13,7 +13,7 @@ import time
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..viewport import tiles_in_view
+from ..data.viewport import tiles_in_view
 from .notify import report_error
 
 #: Tiles per batch on CPU; the encoder's batch when on a GPU.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..export import export_tiles
-from ..store import TileStore
+from ..report.export import export_tiles
 from .notify import report_error
 
 

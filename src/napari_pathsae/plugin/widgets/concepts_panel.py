@@ -7,8 +7,8 @@ from qtpy.QtWidgets import QTableWidgetItem
 
 from ...analysis.concept_study import spot_importance
 from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
+from ...data.exploration import Concepts
 from ...errors import PathsaeError
-from ...exploration import Concepts
 from ..background import run_in_background
 from ..notify import report_error
 from ..state import state_for

@@ -9,9 +9,9 @@ from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ...analysis.features import top_tiles
+from ...data.tiles import read_tiles
+from ...data.viewport import tiles_in_view
 from ...errors import PathsaeError
-from ...tiles import read_tiles
-from ...viewport import tiles_in_view
 from ..background import run_in_background
 from ..heatmap_layers import layer_kind, patch_heatmap_layer
 from ..notify import report_error

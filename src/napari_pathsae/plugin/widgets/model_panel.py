@@ -19,13 +19,13 @@ from magicgui.widgets import (
 from napari.utils import progress as napari_progress
 from qtpy.QtWidgets import QSizePolicy
 
-from ...encoders import PRESETS
+from ...data.tiles import TileGeometry
+from ...engine.pipeline import EmbedOptions
+from ...engine.session import ExplorerSession
 from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
-from ...pipeline import EmbedOptions
-from ...sae.train import SECTION_DEFAULTS, TrainOptions
-from ...session import ExplorerSession
-from ...tiles import TileGeometry
+from ...models.encoders import PRESETS
+from ...models.sae.train import SECTION_DEFAULTS, TrainOptions
 from .. import exploration_io
 from ..background import on_gui_thread, run_in_background
 from ..heatmap_layers import layer_kind

@@ -7,7 +7,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 
 from ...errors import PathsaeError
-from ...export import FORMATS, export_spots, export_tiles, region_mask
+from ...report.export import FORMATS, export_spots, export_tiles, region_mask
 from ..background import run_in_background
 from ..exploration_io import add_region_layer
 from ..notify import report_error

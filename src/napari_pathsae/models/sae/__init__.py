@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import PathsaeError
+from ...errors import PathsaeError
 from .base import SAE, SAEConfig
 from .jumprelu import JumpReLUSAE
 from .relu_l1 import ReluL1SAE

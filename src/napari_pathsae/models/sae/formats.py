@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PathsaeError
-from ..outputs import atomic_folder
-from ..store import SAE_WEIGHTS_FILE, content_sha256
+from ...data.outputs import atomic_folder
+from ...data.store import SAE_WEIGHTS_FILE, content_sha256
+from ...errors import PathsaeError
 from . import SAE, SAEConfig, build_sae
 
 CFG = "cfg.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PathsaeError
+from ..errors import PathsaeError
 from .outputs import atomic_folder
 
 log = logging.getLogger(__name__)

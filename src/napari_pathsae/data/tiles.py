@@ -13,9 +13,9 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-from .errors import PathsaeError
-from .io.frames import PLAUSIBLE_MPP, is_plausible_mpp
-from .io.slides import Slide, white_level
+from ..errors import PathsaeError
+from ..io.frames import PLAUSIBLE_MPP, is_plausible_mpp
+from ..io.slides import Slide, white_level
 
 #: The tissue mask is computed on the coarsest level whose longest side is at least this.
 MASK_MIN_SIDE = 1024

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .encoders import Encoder
-from .errors import PathsaeError
-from .identity import check_sae_fits_store, encoder_differences
-from .io.slides import Slide, open_slide
-from .store import TileStore, content_sha256, writer_lock
-from .tiles import GRID_LAYOUT, TileGeometry, TileGrid, read_tiles, tile_grid
+from .._version import __version__
+from ..data.identity import check_sae_fits_store, encoder_differences
+from ..data.store import TileStore, content_sha256, writer_lock
+from ..data.tiles import GRID_LAYOUT, TileGeometry, TileGrid, read_tiles, tile_grid
+from ..errors import PathsaeError
+from ..io.slides import Slide, open_slide
+from ..models.encoders import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def _finished(store: TileStore) -> TileStore:
 
 def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None = None, batch_rows: int = 4096) -> str:
     """SAE activations of a store's embeddings, written to ``activations/<name>`` (the SAE folder's name)."""
-    from .sae.formats import load_sae, sae_provenance
+    from ..models.sae.formats import load_sae, sae_provenance
 
     sae, cfg = load_sae(sae_dir)
     with writer_lock(store_path):
@@ -297,9 +297,9 @@ def train_to_folder(
 
     An existing ``output`` is refused unless ``overwrite`` (checked, with the folder's writability, before
     training); activations cached from the replaced SAE are refused afterwards until re-encoded."""
-    from .outputs import writable_target
-    from .sae.formats import save_sae
-    from .sae.train import train_sae
+    from ..data.outputs import writable_target
+    from ..models.sae.formats import save_sae
+    from ..models.sae.train import train_sae
 
     writable_target(output, overwrite)
     opened = [_finished(TileStore.open(s)) for s in stores]
@@ -334,7 +334,7 @@ def correlate_store(
 ):
     """Feature x gene correlation table of a store's activations aggregated to the Visium ``sample``'s spots;
     with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their own tissue."""
-    from .analysis.spots import correlate_activations
+    from ..analysis.spots import correlate_activations
 
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)

@@ -29,7 +29,7 @@ class EncoderRequest:
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
     import torch
 
-    from .encoders import load_encoder
+    from ..models.encoders import load_encoder
     from .pipeline import embed_slide
 
     torch.set_num_threads(max(1, threads))

@@ -14,9 +14,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .errors import PathsaeError
-from .outputs import atomic_output, writable_target
-from .store import TileStore
+from ..data.outputs import atomic_output, writable_target
+from ..data.store import TileStore
+from ..errors import PathsaeError
 
 FORMATS = (".csv", ".parquet", ".h5ad")
 
@@ -177,7 +177,7 @@ def export_spots(
 ) -> int:
     """Visium spot table: aggregated tile features beside the spots' normalised expression, for the spots
     whose centres lie in the region (``bbox``, ``geojson`` and/or ``polygon``, as for tiles)."""
-    from .analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
+    from ..analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
 
     checked_output(path, overwrite)
     array, kind = tile_values(store, sae)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import PathsaeError
+from ..errors import PathsaeError
 from .torch_compat import import_timm
 
 log = logging.getLogger(__name__)

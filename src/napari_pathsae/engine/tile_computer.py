@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .encoders import Encoder
-from .errors import PathsaeError
-from .identity import check_sae_fits_store
+from ..data.identity import check_sae_fits_store
+from ..data.store import writer_lock
+from ..errors import PathsaeError
+from ..models.encoders import Encoder
+from ..models.sae.base import SAE
 from .pipeline import EmbedOptions, embed_batches, prepare_store
-from .sae.base import SAE
-from .store import writer_lock
 
 
 class TileComputer:
@@ -80,7 +80,7 @@ class TileComputer:
                     self.embedded[new[written]] = True
                     new = new[~written]
                     if len(new):
-                        from .tiles import read_tiles
+                        from ..data.tiles import read_tiles
 
                         outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
                         self.store.write_tiles(new, outputs)

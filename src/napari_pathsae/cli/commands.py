@@ -9,8 +9,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from .analysis.spatial_null import NULLS
-from .cli_args import (
+from ..analysis.spatial_null import NULLS
+from ..data.tiles import MIN_TISSUE_DEFAULT
+from ..errors import PathsaeError
+from .parser import (
     Parser,
     finite_float,
     fraction,
@@ -19,8 +21,6 @@ from .cli_args import (
     positive_float,
     positive_int,
 )
-from .errors import PathsaeError
-from .tiles import MIN_TISSUE_DEFAULT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,9 +219,9 @@ def _progress_printer(label: str):
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from .identity import visium_fingerprint
-    from .pipeline import EmbedOptions, open_tiles, summary_line
-    from .tiles import TileGeometry
+    from ..data.identity import visium_fingerprint
+    from ..data.tiles import TileGeometry
+    from ..engine.pipeline import EmbedOptions, open_tiles, summary_line
 
     geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.min_tissue)
     for slide in args.slides:
@@ -233,7 +233,7 @@ def _embed(args: argparse.Namespace) -> None:
         raise PathsaeError(f"no folder {args.output.parent} for the store")
     slide_mpp = args.slide_mpp
     if args.visium:  # opened (and so checked) whether or not its µm/px is needed
-        from .io.visium import open_visium
+        from ..io.visium import open_visium
 
         sample = open_visium(args.visium, fullres_image=args.slides[0], mpp=slide_mpp)
         _print_notes(sample.notes)
@@ -263,8 +263,8 @@ def _embed(args: argparse.Namespace) -> None:
             checked[0].close()
     allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
     if tiles is not None:
-        from .encoders import load_encoder
-        from .pipeline import embed_slide
+        from ..engine.pipeline import embed_slide
+        from ..models.encoders import load_encoder
 
         try:
             encoder = load_encoder(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
@@ -274,7 +274,7 @@ def _embed(args: argparse.Namespace) -> None:
         summary = embed_slide(args.slides[0], args.output, encoder, options, _progress_printer("embed"), tiles)
         print(summary_line(summary))
         return
-    from .scale_out import EncoderRequest, embed_many
+    from ..engine.scale_out import EncoderRequest, embed_many
 
     args.output.mkdir(parents=True, exist_ok=True)
     stems = [s.name.split(".")[0] for s in args.slides]
@@ -294,7 +294,7 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _slide_knows_mpp(path: Path) -> bool:
-    from .io.slides import open_slide
+    from ..io.slides import open_slide
 
     slide = open_slide(path)
     slide.close()
@@ -308,9 +308,9 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .encoders import choose_device
-    from .pipeline import train_to_folder
-    from .sae.train import TrainOptions
+    from ..engine.pipeline import train_to_folder
+    from ..models.encoders import choose_device
+    from ..models.sae.train import TrainOptions
 
     layer = args.layer if args.layer == "pooled" or args.layer.startswith("layer_") else f"layer_{args.layer}"
     options = TrainOptions(
@@ -333,7 +333,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from .pipeline import encode_store
+    from ..engine.pipeline import encode_store
 
     name = encode_store(args.store, args.sae, args.name)
     print(f"{args.store}: activations/{name} written")
@@ -344,9 +344,9 @@ DISCOVERY_COLUMNS = (("q", "naive Pearson"), ("spearman_q", "naive Spearman"), (
 
 
 def _correlate(args: argparse.Namespace) -> None:
-    from .analysis.annotations import correlate_annotations
-    from .outputs import writable_target
-    from .pipeline import correlate_store
+    from ..analysis.annotations import correlate_annotations
+    from ..data.outputs import writable_target
+    from ..engine.pipeline import correlate_store
 
     if (args.visium is None) == (args.annotations is None):
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
@@ -375,15 +375,15 @@ def _correlate(args: argparse.Namespace) -> None:
 
 
 def _write_csv(table, path: Path, overwrite: bool) -> None:
-    from .outputs import atomic_output
+    from ..data.outputs import atomic_output
 
     with atomic_output(path, overwrite) as temp:
         table.to_csv(temp, index=False)
 
 
 def _match(args: argparse.Namespace) -> None:
-    from .analysis.matching import match_saes, match_summary
-    from .store import TileStore
+    from ..analysis.matching import match_saes, match_summary
+    from ..data.store import TileStore
 
     store = TileStore.open(args.store) if args.store else None
     table = match_saes(args.sae_a, args.sae_b, store)
@@ -395,9 +395,9 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .analysis.sae_report import sae_report, write_report
-    from .outputs import writable_target
-    from .store import TileStore
+    from ..analysis.sae_report import sae_report, write_report
+    from ..data.outputs import writable_target
+    from ..data.store import TileStore
 
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
     stores = [TileStore.open(s) for s in args.store]
@@ -418,9 +418,9 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _concepts(args: argparse.Namespace) -> None:
-    from .analysis.concept_study import find_concepts, write_concepts
-    from .outputs import atomic_folder, writable_target
-    from .store import TileStore
+    from ..analysis.concept_study import find_concepts, write_concepts
+    from ..data.outputs import atomic_folder, writable_target
+    from ..data.store import TileStore
 
     if args.visium and len(args.stores) > 1:
         raise PathsaeError("--visium belongs to one section: give one store with it")
@@ -445,7 +445,7 @@ def _concepts(args: argparse.Namespace) -> None:
 
 
 def _concept_importance(args, stores, names, found):
-    from .analysis.concept_study import slide_importance, spot_importance
+    from ..analysis.concept_study import slide_importance, spot_importance
 
     if args.visium:
         return spot_importance(stores[0], _visium(args.visium), found.weights[0], args.genes)
@@ -462,9 +462,9 @@ def _concept_importance(args, stores, names, found):
 
 
 def _predict_genes(args: argparse.Namespace) -> None:
-    from .analysis.gene_prediction import predict_genes
-    from .outputs import writable_target
-    from .store import TileStore
+    from ..analysis.gene_prediction import predict_genes
+    from ..data.outputs import writable_target
+    from ..data.store import TileStore
 
     outputs = [p.resolve() for p in (args.output, args.features_table, args.spots_table, args.figures) if p]
     if len(set(outputs)) < len(outputs):
@@ -479,8 +479,8 @@ def _predict_genes(args: argparse.Namespace) -> None:
         sae=args.sae, top_features=args.top_features, seed=args.seed,
     )  # fmt: skip
     if args.figures:
-        from .figures import gene_prediction_figure
-        from .outputs import atomic_folder
+        from ..data.outputs import atomic_folder
+        from ..report.figures import gene_prediction_figure
 
         with atomic_folder(args.figures, args.overwrite) as folder:
             for gene in args.genes or result.table["gene"][:12]:
@@ -497,8 +497,8 @@ def _predict_genes(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_spots, export_tiles
-    from .store import TileStore
+    from ..data.store import TileStore
+    from ..report.export import export_spots, export_tiles
 
     store = TileStore.open(args.store)
     if args.visium:
@@ -516,7 +516,7 @@ def _export(args: argparse.Namespace) -> None:
 
 def _visium(path: Path):
     """A Visium sample for an analysis, its reader's notes (dropped barcodes, assumptions) on stderr."""
-    from .io.visium import open_visium
+    from ..io.visium import open_visium
 
     sample = open_visium(path)
     _print_notes(sample.notes)
@@ -525,7 +525,7 @@ def _visium(path: Path):
 
 def _slide_for_figures(store) -> None:
     """Before the work: the store's slide is the one embedded (refused if replaced), or maps go without it."""
-    from .identity import verified_slide_path
+    from ..data.identity import verified_slide_path
 
     if verified_slide_path(store) is None:
         _print_notes([f"{store.provenance['slide_path']} is gone; maps are drawn without the tissue under them"])
@@ -533,7 +533,7 @@ def _slide_for_figures(store) -> None:
 
 def _info(args: argparse.Namespace) -> None:
     if args.path.suffix.lower() == ".h5ad" or args.path.is_dir():
-        from .io.visium import open_visium
+        from ..io.visium import open_visium
 
         sample = open_visium(args.path, fullres_image=args.fullres, mpp=args.slide_mpp)
         print(f"{sample.library_id}: {sample.adata.n_obs} spots x {sample.adata.n_vars} genes")
@@ -543,7 +543,7 @@ def _info(args: argparse.Namespace) -> None:
         for note in sample.notes:
             print(f"note: {note}")
         return
-    from .io.slides import open_slide
+    from ..io.slides import open_slide
 
     slide = open_slide(args.path, mpp=args.slide_mpp)
     mpp = f"{slide.mpp:.4f} µm/px ({slide.mpp_source})" if slide.mpp else "unknown µm/px"
@@ -557,8 +557,8 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _view(args: argparse.Namespace) -> None:
-    from .plugin.launch import run_viewer
-    from .plugin.reader import layers_for
+    from ..plugin.launch import run_viewer
+    from ..plugin.reader import layers_for
 
     layers = []
     if args.visium:
@@ -575,7 +575,7 @@ def _view(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .plugin.launch import run_demo, run_viewer
+    from ..plugin.launch import run_demo, run_viewer
 
     if args.sample == "skin_slide":
         shot = run_demo(screenshot=args.screenshot)

@@ -30,8 +30,8 @@ import numpy as np
 import zarr
 from filelock import FileLock, Timeout
 
-from . import __version__
-from .errors import PathsaeError
+from .._version import __version__
+from ..errors import PathsaeError
 
 FORMAT = "napari-pathsae/tiles-v1"
 CHUNK_TILES = 512

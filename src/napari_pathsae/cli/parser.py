@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 
-from .io.frames import PLAUSIBLE_MPP
+from ..io.frames import PLAUSIBLE_MPP
 
 #: Old spellings and what replaced them (one name, one meaning, in every command).
 RENAMED = {

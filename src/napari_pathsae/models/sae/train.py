@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import PathsaeError
-from ..store import TileStore
+from ...data.store import TileStore
+from ...errors import PathsaeError
 from . import SAE, SAEConfig, build_sae
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PathsaeError
+from ..errors import PathsaeError
 from .store import TileStore, content_sha256
 
 log = logging.getLogger(__name__)

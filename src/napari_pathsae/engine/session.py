@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis.features import feature_table
-from .errors import PathsaeError
-from .io.visium import VisiumSample
+from ..analysis.features import feature_table
+from ..data.viewport import GridPlacement
+from ..errors import PathsaeError
+from ..io.visium import VisiumSample
 from .pipeline import EmbedOptions
 from .tile_computer import TileComputer
-from .viewport import GridPlacement
 
 LABELS_FILE = "feature_labels.json"
 
@@ -59,8 +59,8 @@ class ExplorerSession:
         dtype: str = "auto",
     ) -> ExplorerSession:
         """Load the encoder, open or create the slide's store, and attach the SAE when given."""
-        from .encoders import load_encoder
-        from .sae.formats import read_cfg, sae_layer
+        from ..models.encoders import load_encoder
+        from ..models.sae.formats import read_cfg, sae_layer
 
         encoder = load_encoder(encoder_spec, architecture, device=device, dtype=dtype, allow_random=allow_random)
         options = options or EmbedOptions()
@@ -75,7 +75,7 @@ class ExplorerSession:
 
     def attach_sae(self, sae_dir: str | Path) -> None:
         """Use this SAE folder's SAE; its labels are loaded and its cached activations reused."""
-        from .sae.formats import load_sae, sae_provenance
+        from ..models.sae.formats import load_sae, sae_provenance
 
         sae_dir = Path(sae_dir)
         sae, cfg = load_sae(sae_dir)
@@ -113,7 +113,7 @@ class ExplorerSession:
         return candidate
 
     def attach_sample(self, sample: VisiumSample) -> None:
-        from .analysis.spots import check_same_section, spot_tile_weights
+        from ..analysis.spots import check_same_section, spot_tile_weights
 
         check_same_section(self.store, sample)
         self.sample = sample
@@ -215,7 +215,7 @@ class ExplorerSession:
     # --- spots --------------------------------------------------------------------------------
     def spot_values(self, values: np.ndarray) -> np.ndarray:
         """Tile values (N,) or (N, K) averaged over each spot's disk (overlap-weighted; NaN: no computed tile)."""
-        from .analysis.spots import spot_means
+        from ..analysis.spots import spot_means
 
         if self.sample is None:
             raise PathsaeError("no Visium sample loaded")
@@ -231,7 +231,7 @@ class ExplorerSession:
         return self.correlations
 
     def _correlation_table(self, genes: list[str] | None, top_genes: int | None) -> pd.DataFrame:
-        from .analysis.spots import correlation_table, normalised_expression
+        from ..analysis.spots import correlation_table, normalised_expression
 
         spots = self.spot_values(self.activations)
         expression = normalised_expression(self.sample, genes, top_genes)
@@ -241,7 +241,7 @@ class ExplorerSession:
 
     def predict_gene(self, gene: str, model: str = "ridge"):
         """``gene`` predicted from the computed tiles' features, held out spatially (a GenePrediction)."""
-        from .analysis.gene_prediction import predict_genes
+        from ..analysis.gene_prediction import predict_genes
 
         if self.sample is None:
             raise PathsaeError("attach a Visium sample to predict genes")
@@ -271,7 +271,7 @@ class ExplorerSession:
 def _read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
     """Per-feature cross-seed stability written by ``pathsae report --other-sae`` (indexed by feature number);
     None when absent or written for other weights (the SAE was replaced since)."""
-    from .analysis.sae_report import STABILITY_FILE
+    from ..analysis.sae_report import STABILITY_FILE
 
     path = sae_dir / STABILITY_FILE
     if not path.is_file():

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import PathsaeError
+from ..errors import PathsaeError
 
 
 def _umask() -> int:
