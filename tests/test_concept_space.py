@@ -90,7 +90,8 @@ def test_planted_halves_border_each_other_only_at_the_seam_and_a_shuffle_finds_n
 
 
 def test_too_few_tiles_or_concepts_are_refused_in_one_line(grid_store, tmp_path):
-    from napari_pathsae.analysis.concept_study import Concepts, write_concepts
+    from napari_pathsae.analysis.concept_study import Concepts
+    from napari_pathsae.report.concepts import write_concepts
 
     labels = planted_labels(grid_store)
     sparse = np.where(np.arange(len(labels)) < 8, labels, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -168,14 +170,53 @@ def test_bad_files_raise_one_clear_error(tmp_path):
 
 
 def test_plain_image_is_decoded_once_on_first_read_never_at_open(monkeypatch):
-    from napari_pathsae.io import slides
+    from napari_pathsae.io.backends import pillow
 
     decodes = []
-    original = slides._decode_flat
-    monkeypatch.setattr(slides, "_decode_flat", lambda *a: decodes.append(a) or original(*a))
+    original = pillow._decode_flat
+    monkeypatch.setattr(pillow, "_decode_flat", lambda *a: decodes.append(a) or original(*a))
     slide = open_slide(DATA / "tiatoolbox_colon_nuclei.png")
     assert decodes == [] and len(slide.levels) == 2
     slide.levels[0][:10, :10].compute()
     np.asarray(slide.levels[-1])
     slide.levels[0][500:600].compute()
     assert len(decodes) == 1
+
+
+def test_napari_yaml_reader_patterns_are_the_backends_suffixes():
+    """A backend registered in io/backends/ is offered by napari's Open dialog, and nothing else is."""
+    import yaml
+
+    from napari_pathsae.io.backends import slide_suffixes
+
+    manifest = yaml.safe_load((Path(__file__).parents[1] / "napari.yaml").read_text())
+    patterns = set(manifest["contributions"]["readers"][0]["filename_patterns"])
+    expected = {f"*{s}" for s in slide_suffixes()} | {"*.h5ad", "*"}  # .h5ad: Visium; "*": Visium folders
+    assert patterns == expected
+
+
+def test_the_numpy_backend_opens_exact_pixels_and_refuses_other_arrays(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 255, (700, 900, 3), dtype=np.uint8)
+    np.save(tmp_path / "tile.npy", pixels)
+    slide = open_slide(tmp_path / "tile.npy", mpp=0.5)
+    assert (slide.backend, slide.axes, slide.mpp, slide.mpp_source) == ("array", "YXS", 0.5, "user")
+    assert slide.shape_yx == (700, 900) and slide.pyramid == "computed"
+    np.testing.assert_array_equal(slide.read_region(0, 100, 200, 64, 64), pixels[100:164, 200:264])
+    np.save(tmp_path / "cube.npy", np.zeros((4, 5, 6, 7), np.uint8))
+    with pytest.raises(PathsaeError, match=r"cube.npy: expected a \(Y, X\) or \(Y, X, 3\|4\) image"):
+        open_slide(tmp_path / "cube.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(PathsaeError, match=r"junk\.npy: not a readable \.npy array"):
+        open_slide(tmp_path / "junk.npy")
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(PathsaeError, match="is a folder, not a slide file"):
+        open_slide(tmp_path)
+
+
+def test_with_mpp_returns_a_copy_and_leaves_the_slide_as_read():
+    slide = open_slide(DATA / "tiatoolbox_colon_nuclei.png")
+    before = (slide.mpp, slide.mpp_source)
+    other = slide.with_mpp(0.25)
+    assert (other.mpp, other.mpp_source) == (0.25, "user") and (slide.mpp, slide.mpp_source) == before

@@ -49,11 +49,9 @@ def predict_genes(
 
     Genes: those named, else every gene detected in enough spots (``top_genes``: only the most variable).
     """
-    from ..report.export import tile_values
-
     if model not in MODELS:
         raise PathsaeError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
-    array, kind = tile_values(store, sae)
+    array, kind = store.values(sae)
     values = np.asarray(array[:], dtype=np.float32)
     design = spot_design(store, sample, values, genes, None if genes else top_genes, n_folds, block_um)
     varies = design.expression.std(axis=0).to_numpy() > 0

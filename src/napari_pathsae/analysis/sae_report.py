@@ -18,7 +18,7 @@ import torch
 
 from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..models.sae.formats import load_sae, sae_layer, sae_weights_sha256
+from ..models.sae.formats import load_sae, sae_layer
 from ..models.sae.train import DENSE_RATE
 
 #: Best-match activation r above which a feature counts as replicating in another seed (the PLUTO study
@@ -187,35 +187,3 @@ def _biology(store: TileStore, sample, sae, layer: str, top: int) -> tuple[dict,
         ],
     }
     return summary, best
-
-
-def write_report(report: SAEReport, folder: str | Path, sae_dir: str | Path, overwrite: bool = False) -> list[str]:
-    """REPORT/ (report.json, report.png, features.csv) written whole; beside the weights, SAELens's
-    sparsity.safetensors when absent, and the per-feature stability.csv the feature browser reads (when
-    absent, or with ``overwrite``). Returns a note when a different stability.csv was kept."""
-    import json
-
-    from ..data.outputs import atomic_folder, atomic_output
-    from ..models.sae.formats import SPARSITY, write_sparsity
-    from ..report.figures import sae_report_figure
-
-    with atomic_folder(folder, overwrite) as staging:
-        (staging / "report.json").write_text(json.dumps(report.summary, indent=2))
-        report.features.to_csv(staging / "features.csv", index=False)
-        sae_report_figure(report, staging / "report.png")
-    notes, sae_dir = [], Path(sae_dir)
-    sparsity = sae_dir / SPARSITY
-    if not sparsity.exists():  # train writes it from the training tiles; an SAE from elsewhere gets these stores'
-        with atomic_output(sparsity) as temp:
-            write_sparsity(temp, torch.from_numpy(report.features["density"].to_numpy()))
-    if "stability_r" in report.features:
-        table = report.features[["feature", "stability_r", "stability_match", "stable", "comparable"]].copy()
-        table["sae_weights_sha256"] = sae_weights_sha256(sae_dir)  # the browser ignores it for other weights
-        target = sae_dir / STABILITY_FILE
-        if target.exists() and not overwrite:
-            if not table.round(6).equals(pd.read_csv(target).round(6).astype(table.dtypes.to_dict())):
-                notes.append(f"{target} (another seed's stability) kept as it was: --overwrite replaces it")
-        else:
-            with atomic_output(target, overwrite=True) as temp:
-                table.to_csv(temp, index=False)
-    return notes

@@ -395,9 +395,10 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from ..analysis.sae_report import sae_report, write_report
+    from ..analysis.sae_report import sae_report
     from ..data.outputs import writable_target
     from ..data.store import TileStore
+    from ..report.sae_report import write_report
 
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
     stores = [TileStore.open(s) for s in args.store]
@@ -418,9 +419,10 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _concepts(args: argparse.Namespace) -> None:
-    from ..analysis.concept_study import find_concepts, write_concepts
+    from ..analysis.concept_study import find_concepts
     from ..data.outputs import atomic_folder, writable_target
     from ..data.store import TileStore
+    from ..report.concepts import write_concepts
 
     if args.visium and len(args.stores) > 1:
         raise PathsaeError("--visium belongs to one section: give one store with it")

@@ -236,6 +236,12 @@ class TileStore:
         _check_sae_unchanged(self.path, name, dict(array.attrs.get("sae", {})))
         return array
 
+    def values(self, sae: str | None = None) -> tuple[zarr.Array, str]:
+        """(array over every tile, kind): the SAE's activations, else the pooled embeddings; NaN rows not computed."""
+        if self.activation_names():
+            return self.activations(sae), "activation"
+        return self.embeddings("pooled"), "embedding"
+
     # --- writing ------------------------------------------------------------------------------
     @property
     def chunk_tiles(self) -> int:

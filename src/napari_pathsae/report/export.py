@@ -71,19 +71,12 @@ def read_polygon(path: str | Path):
     return polygon
 
 
-def tile_values(store: TileStore, sae: str | None = None):
-    """(array over every tile, kind): the SAE's activations, else the pooled embeddings; NaN rows not computed."""
-    if store.activation_names():
-        return store.activations(sae), "activation"
-    return store.embeddings("pooled"), "embedding"
-
-
 def tile_table(
     store: TileStore, keep: np.ndarray | None = None, sae: str | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, str]:
     """(metadata columns, values matrix, value kind) of the kept tiles: activations, else pooled embeddings."""
     keep = np.ones(store.n_tiles, bool) if keep is None else keep
-    values, kind = tile_values(store, sae)
+    values, kind = store.values(sae)
     index = np.flatnonzero(keep)
     matrix = np.asarray(values.oindex[index, :] if len(index) else np.empty((0, values.shape[1])), dtype=np.float32)
     computed = ~np.isnan(matrix).any(axis=1)  # tiles the viewer has not computed yet are left out
@@ -180,7 +173,7 @@ def export_spots(
     from ..analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
 
     checked_output(path, overwrite)
-    array, kind = tile_values(store, sae)
+    array, kind = store.values(sae)
     values, covered = aggregate_to_spots(store, sample, np.asarray(array[:], dtype=np.float32))
     expression = normalised_expression(sample, genes)
     if bbox is not None or geojson is not None or polygon is not None:
