@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..data.store import TileStore
 from ..errors import PathsaeError
+from ..names import feature_names
 
 
 def read_tile_annotations(store: TileStore, path: str | Path) -> pd.DataFrame:
@@ -49,7 +50,7 @@ def correlate_annotations(store_path, annotations, sae: str | None = None, every
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
     table = read_tile_annotations(store, annotations)
-    names = [f"f{i}" for i in range(activations.shape[1])]
+    names = feature_names(activations.shape[1])
     centres = store.tile_centres * store.slide_mpp
     result = correlation_table(activations, table, centres, names, everything=everything)
     return result.rename(columns={"gene": "annotation", "n_spots": "n_tiles"})

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PathsaeError
+from ..names import feature_name
 
 CONCEPT_METHODS = ("kmeans", "nmf")
 
@@ -97,6 +98,6 @@ def concept_legend(
     rows = []
     for c, profile in enumerate(profiles):
         strongest = np.argsort(-profile)[:top]
-        names = [feature_labels.get(int(f)) or f"f{f}" for f in strongest]
+        names = [feature_labels.get(int(f)) or feature_name(f) for f in strongest]
         rows.append({"concept": c + 1, "tiles": int((labels == c + 1).sum()), "top_features": ", ".join(names)})
     return pd.DataFrame(rows)

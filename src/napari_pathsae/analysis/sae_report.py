@@ -20,6 +20,7 @@ from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..models.sae.formats import load_sae, sae_layer
 from ..models.sae.train import DENSE_RATE
+from ..names import feature_names
 
 #: Best-match activation r above which a feature counts as replicating in another seed (the PLUTO study
 #: reports ≈ 0.96 for its best-matched biological features).
@@ -104,7 +105,7 @@ def sae_report(
     for store in stores:  # another encoder's embeddings of the same width would give numbers about nothing
         check_sae_fits_store(sae_provenance(sae_dir, cfg), store, sae.cfg.d_in)
     metrics, rate = reconstruction_metrics(sae, stores, layer)
-    features = pd.DataFrame({"feature": [f"f{i}" for i in range(sae.cfg.d_sae)], "density": rate})
+    features = pd.DataFrame({"feature": feature_names(sae.cfg.d_sae), "density": rate})
     summary = {"sae": str(Path(sae_dir)), "stores": [str(s.path) for s in stores], "layer": layer, **metrics}
     summary["log10_density_histogram"] = _density_histogram(rate)
     if other_sae is not None:

@@ -18,6 +18,7 @@ from ..data.identity import check_visium_matches
 from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
+from ..names import feature_names
 from .probe import spatial_folds, zscore
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def correlate_activations(
     spot_values, covered = aggregate_to_spots(store, sample, activations, centres)
     expression = normalised_expression(sample, genes, top_genes)
     report_spot_use(sample, covered, spot_values, expression)
-    names = [f"f{i}" for i in range(activations.shape[1])]
+    names = feature_names(activations.shape[1])
     return correlation_table(spot_values, expression, coords, names, everything=everything)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..analysis.spatial_null import NULLS
 from ..data.tiles import MIN_TISSUE_DEFAULT
 from ..errors import PathsaeError
+from ..names import embedding_name
 from .parser import (
     Parser,
     finite_float,
@@ -312,7 +313,7 @@ def _train(args: argparse.Namespace) -> None:
     from ..models.encoders import choose_device
     from ..models.sae.train import TrainOptions
 
-    layer = args.layer if args.layer == "pooled" or args.layer.startswith("layer_") else f"layer_{args.layer}"
+    layer = embedding_name(args.layer)
     options = TrainOptions(
         args.arch, args.expansion, args.k, args.l1, args.l0, layer, args.seed, args.batch_size, args.samples, args.lr,
         str(choose_device(args.device)),

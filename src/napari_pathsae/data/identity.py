@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PathsaeError
+from ..names import layer_block
 from .store import TileStore, content_sha256
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def check_sae_fits_store(sae: dict, store: TileStore, d_in: int) -> str:
     if layer not in names:
         raise PathsaeError(
             f"the SAE reads {layer!r} embeddings but {store.path.name} holds {', '.join(names)} "
-            f"(embed with --layers {layer.removeprefix('layer_')})"
+            f"(embed with --layers {layer_block(layer)})"
         )
     width = store.embeddings(layer).shape[1]
     if width != d_in:

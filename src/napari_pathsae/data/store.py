@@ -32,6 +32,8 @@ from filelock import FileLock, Timeout
 
 from .._version import __version__
 from ..errors import PathsaeError
+from ..io.slides import Slide
+from .tiles import GRID_LAYOUT, TileGrid
 
 FORMAT = "napari-pathsae/tiles-v1"
 CHUNK_TILES = 512
@@ -126,6 +128,51 @@ class TileStore:
         return cls(path, root)
 
     @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        slide: Slide,
+        grid: TileGrid,
+        encoder: dict,
+        widths: dict[str, tuple[int, ...]],
+        chunk_tiles: int = CHUNK_TILES,
+        provenance: dict | None = None,
+    ) -> TileStore:
+        """The store of ``slide``'s tile ``grid`` embedded by ``encoder`` (its provenance record): created, or
+        resumed when slide, encoder and geometry match. Its identity and provenance are assembled here only, so
+        every maker of stores (embedding, the viewer, an importer) writes the same schema; ``provenance`` adds
+        keys (the Visium folder, library versions)."""
+        if slide.path is None:
+            raise PathsaeError("a store is made from a slide file (its content hash is the store's identity)")
+        geometry = grid.geometry.to_dict()
+        identity = {
+            "slide_sha256": content_sha256(Path(slide.path)),
+            "encoder_spec": encoder["spec"],
+            "encoder_weights_sha256": encoder["weights_sha256"],
+            "geometry": geometry,
+            "grid": GRID_LAYOUT,
+            "slide_mpp": slide.mpp,
+            "outputs": sorted(widths),
+        }
+        record = {
+            "slide_path": str(Path(slide.path).resolve()),
+            "slide_mpp": slide.mpp,
+            "slide_mpp_source": slide.mpp_source,
+            "slide_shape_yx": list(slide.shape_yx),
+            "tile_side_level0_px": grid.side0,
+            "read_level": grid.read_level,
+            "encoder": encoder,
+            "geometry": geometry,
+            "grid": GRID_LAYOUT,
+            **(provenance or {}),
+            "package_version": __version__,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        return cls.create_or_resume(
+            path, identity, record, grid.coords, grid.tissue_fraction, grid.grid_index, widths, chunk_tiles
+        )
+
+    @classmethod
     def create_or_resume(
         cls,
         path: str | Path,
@@ -137,7 +184,7 @@ class TileStore:
         widths: dict[str, tuple[int, ...]],
         chunk_tiles: int = CHUNK_TILES,
     ) -> TileStore:
-        """A new store, or the existing one when it was made from the same slide, encoder and geometry."""
+        """A new store from its arrays, or the existing one with the same identity (``create`` assembles both)."""
         path = Path(path)
         identity = json.loads(json.dumps(identity))  # as it will read back
         if path.exists():

@@ -15,11 +15,12 @@ import torch
 
 from .._version import __version__
 from ..data.identity import check_sae_fits_store, encoder_differences
-from ..data.store import TileStore, content_sha256, writer_lock
-from ..data.tiles import GRID_LAYOUT, TileGeometry, TileGrid, read_tiles, tile_grid
+from ..data.store import TileStore, writer_lock
+from ..data.tiles import TileGeometry, TileGrid, read_tiles, tile_grid
 from ..errors import PathsaeError
 from ..io.slides import Slide, open_slide
 from ..models.encoders import Encoder
+from ..names import layer_embedding
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def reader_threads(options: EmbedOptions, device: torch.device) -> int:
 def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[int, ...]]:
     widths = {"pooled": (encoder.width,)}
     for layer in options.layers:
-        widths[f"layer_{layer}"] = (int(encoder.model.num_features),)
+        widths[layer_embedding(layer)] = (int(encoder.model.num_features),)
     if options.patch_tokens:
         size = encoder.input_size // encoder.model.patch_embed.patch_size[0]
         widths["patch_tokens"] = (size * size, int(encoder.model.num_features))
@@ -92,42 +93,10 @@ def prepare_store(
     """The slide's tile grid and its store (created, or resumed when slide, encoder and geometry match)."""
     slide, grid = tiles or open_tiles(slide_path, options)
     try:
+        provenance = {"visium": options.visium, "visium_fingerprint": options.visium_fingerprint,
+                      "torch_version": torch.__version__}  # fmt: skip
         widths = output_widths(encoder, options)
-        identity = {
-            "slide_sha256": content_sha256(Path(slide_path)),
-            "encoder_spec": encoder.spec,
-            "encoder_weights_sha256": encoder.weights_sha256,
-            "geometry": options.geometry.to_dict(),
-            "grid": GRID_LAYOUT,
-            "slide_mpp": slide.mpp,
-            "outputs": sorted(widths),
-        }
-        provenance = {
-            "slide_path": str(Path(slide_path).resolve()),
-            "slide_mpp": slide.mpp,
-            "slide_mpp_source": slide.mpp_source,
-            "slide_shape_yx": list(slide.shape_yx),
-            "tile_side_level0_px": grid.side0,
-            "read_level": grid.read_level,
-            "encoder": encoder.provenance(),
-            "geometry": options.geometry.to_dict(),
-            "grid": GRID_LAYOUT,
-            "visium": options.visium,
-            "visium_fingerprint": options.visium_fingerprint,
-            "package_version": __version__,
-            "torch_version": torch.__version__,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        store = TileStore.create_or_resume(
-            store_path,
-            identity,
-            provenance,
-            grid.coords,
-            grid.tissue_fraction,
-            grid.grid_index,
-            widths,
-            options.chunk_tiles,
-        )
+        store = TileStore.create(store_path, slide, grid, encoder.provenance(), widths, options.chunk_tiles, provenance)
     except BaseException:
         slide.close()
         raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from ..analysis.features import feature_table
 from ..data.viewport import GridPlacement
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
+from ..names import feature_index, feature_name, feature_names, layer_block
 from .pipeline import EmbedOptions
 from .tile_computer import TileComputer
 
@@ -66,8 +67,8 @@ class ExplorerSession:
         options = options or EmbedOptions()
         if sae_dir is not None:
             layer = sae_layer(read_cfg(sae_dir))
-            if layer.startswith("layer_"):
-                options = EmbedOptions(**{**vars(options), "layers": (int(layer.removeprefix("layer_")),)})
+            if (block := layer_block(layer)) is not None:
+                options = replace(options, layers=(block,))
         session = cls(TileComputer(slide_path, store_path, encoder, options))
         if sae_dir is not None:
             session.attach_sae(sae_dir)
@@ -181,7 +182,7 @@ class ExplorerSession:
         table["top_gene_r"] = table["top_gene_q"] = np.nan
         if self.correlations is not None and len(self.correlations):
             best = self.correlations.sort_values("spearman_r_bound", ascending=False).drop_duplicates("feature")
-            best.index = best.feature.str.removeprefix("f").astype(int)
+            best.index = best.feature.map(feature_index)
             found = best.reindex(table.feature.astype(int))
             table["top_gene"] = found.gene.fillna("").to_numpy()
             table["top_gene_r"] = found.spearman_r.to_numpy()
@@ -210,7 +211,7 @@ class ExplorerSession:
 
     def feature_name(self, feature: int) -> str:
         label = self.labels.get(int(feature))
-        return f"f{feature} {label}" if label else f"f{feature}"
+        return f"{feature_name(feature)} {label}" if label else feature_name(feature)
 
     # --- spots --------------------------------------------------------------------------------
     def spot_values(self, values: np.ndarray) -> np.ndarray:
@@ -235,7 +236,7 @@ class ExplorerSession:
 
         spots = self.spot_values(self.activations)
         expression = normalised_expression(self.sample, genes, top_genes)
-        names = [f"f{i}" for i in range(self.n_features)]
+        names = feature_names(self.n_features)
         coords = self.sample.spots_level0_xy * self.store.slide_mpp
         return correlation_table(spots, expression, coords, names, everything=True)
 
@@ -248,7 +249,7 @@ class ExplorerSession:
         return predict_genes(self.store, self.sample, [gene], model=model, sae=self.computer.sae_name)
 
     def genes_for_feature(self, feature: int, top: int = 15) -> pd.DataFrame:
-        return self._ranked("feature", f"f{feature}", top)
+        return self._ranked("feature", feature_name(feature), top)
 
     def features_for_gene(self, gene: str, top: int = 15) -> pd.DataFrame:
         """Features ranked by the spatial test with ``gene``; a gene outside the correlated set is correlated now."""
@@ -278,7 +279,7 @@ def _read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
         return None
     try:
         table = pd.read_csv(path)
-        table.index = table.feature.str.removeprefix("f").astype(int)
+        table.index = table.feature.map(feature_index)
         if set(table.get("sae_weights_sha256", [])) != {weights_sha256}:
             log.warning("%s was written for other weights of this SAE: not shown (run pathsae report again)", path)
             return None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.exploration import Exploration, load_exploration, save_exploration
+from ..names import LayerKind
 from .heatmap_layers import layer_kind
 from .viewport_worker import camera_of
 
 #: Layer kinds whose display settings (visibility, opacity, contrast) are saved.
-SAVED_KINDS = ("slide", "spots", "heatmap", "not_computed", "concepts", "argmax", "region", "target")
+SAVED_KINDS = tuple(k for k in LayerKind if k != LayerKind.PATCH_HEATMAP)
 
 
 def capture(state) -> Exploration:
@@ -22,16 +23,16 @@ def capture(state) -> Exploration:
         if kind not in SAVED_KINDS:
             continue
         settings = {"kind": kind, "visible": bool(layer.visible), "opacity": float(layer.opacity)}
-        if kind == "heatmap":
+        if kind == LayerKind.HEATMAP:
             settings["feature"] = int(layer.metadata["pathsae"]["feature"])
             settings["contrast_limits"] = [float(v) for v in layer.contrast_limits]
             layers[f"heatmap {settings['feature']}"] = settings
             continue
-        layers[layer.name if kind != "spots" else "spots"] = settings
-        if kind == "region":
+        layers[layer.name if kind != LayerKind.SPOTS else "spots"] = settings
+        if kind == LayerKind.REGION:
             shapes = [np.asarray(v, float)[:, -2:].tolist() for v in layer.data]
             regions.append({"name": layer.name, "shapes": shapes, "types": list(layer.shape_type)})
-        if kind == "spots" and (shown := layer.metadata["pathsae"].get("shown")):
+        if kind == LayerKind.SPOTS and (shown := layer.metadata["pathsae"].get("shown")):
             values = layer.features[shown["column"]].to_numpy(dtype=float)
             spots = {**shown, "values": values.tolist()}
     view = {
@@ -86,9 +87,9 @@ def restore(state, folder=None) -> bool:
 def _apply_layer_settings(viewer, saved: dict) -> None:
     for layer in viewer.layers:
         kind = layer_kind(layer)
-        if kind == "heatmap":
+        if kind == LayerKind.HEATMAP:
             key = f"heatmap {layer.metadata['pathsae']['feature']}"
-        elif kind == "spots":
+        elif kind == LayerKind.SPOTS:
             key = "spots"
         else:
             key = layer.name
@@ -96,7 +97,7 @@ def _apply_layer_settings(viewer, saved: dict) -> None:
         if settings is None or settings.get("kind") != kind:
             continue
         layer.visible, layer.opacity = settings["visible"], settings["opacity"]
-        if kind == "heatmap":
+        if kind == LayerKind.HEATMAP:
             layer.contrast_limits = settings["contrast_limits"]
 
 
@@ -107,7 +108,7 @@ def add_region_layer(viewer, units: str, name: str = REGION_LAYER):
     """A Shapes layer for drawing a region (rectangle mode), marked as the plugin's region."""
     layer = viewer.add_shapes(
         name=name, edge_color="cyan", face_color="transparent", edge_width=20, units=units,
-        metadata={"pathsae": {"kind": "region"}},
+        metadata={"pathsae": {"kind": LayerKind.REGION}},
     )  # fmt: skip
     layer.mode = "add_rectangle"
     return layer

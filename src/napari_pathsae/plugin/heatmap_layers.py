@@ -14,6 +14,7 @@ from napari.utils.colormaps import Colormap
 
 from ..data.viewport import patch_value_grid, tile_value_grid
 from ..engine.session import ExplorerSession
+from ..names import LayerKind
 
 #: Hues of successive selected features.
 HUES = {
@@ -109,7 +110,7 @@ def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0) -> 
         "blending": "translucent_no_depth",
         "interpolation2d": "nearest",
         "opacity": 1.0,
-        "metadata": _metadata(session, "heatmap", feature=int(feature)),
+        "metadata": _metadata(session, LayerKind.HEATMAP, feature=int(feature)),
     }
     return (grid, kwargs, "image")
 
@@ -135,7 +136,7 @@ def not_computed_layer(session: ExplorerSession) -> tuple:
         "contrast_limits": (0.0, 1.0),
         "blending": "translucent_no_depth",
         "interpolation2d": "nearest",
-        "metadata": _metadata(session, "not_computed"),
+        "metadata": _metadata(session, LayerKind.NOT_COMPUTED),
     }
     return (not_computed_grid(session), kwargs, "image")
 
@@ -159,7 +160,7 @@ def patch_heatmap_layer(session: ExplorerSession, feature: int, indices: np.ndar
         "contrast_limits": contrast_for(grid),
         "interpolation2d": "nearest",
         "opacity": 0.85,
-        "metadata": _metadata(session, "patch_heatmap", feature=int(feature), tokens_per_side=g),
+        "metadata": _metadata(session, LayerKind.PATCH_HEATMAP, feature=int(feature), tokens_per_side=g),
     }
     return (np.nan_to_num(grid, nan=0.0), kwargs, "image")
 

@@ -12,6 +12,7 @@ from ..errors import PathsaeError
 from ..io.frames import WorldFrame
 from ..io.slides import Slide
 from ..io.visium import VisiumSample
+from ..names import LayerKind
 
 LayerDataTuple = tuple
 
@@ -35,7 +36,7 @@ def slide_layer(
     kwargs = {
         "name": name,
         "multiscale": len(slide.levels) > 1,
-        "metadata": {"pathsae": {**slide.metadata(), "world_mpp": frame.mpp, "kind": "slide"}},
+        "metadata": {"pathsae": {**slide.metadata(), "world_mpp": frame.mpp, "kind": LayerKind.SLIDE}},
         "units": _units(frame),
     }
     if slide.axes == "CYX":
@@ -96,7 +97,7 @@ def spots_layer(sample: VisiumSample, genes: Sequence[str] = (), color_by: str |
         "metadata": {
             "adata": sample.adata,
             "pathsae": {
-                "kind": "spots",
+                "kind": LayerKind.SPOTS,
                 "path": str(sample.path),
                 "library_id": sample.library_id,
                 "world_mpp": sample.frame.mpp,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtCore import QTimer
 
+from ..names import LayerKind
 from .heatmap_layers import (
     HUES,
     NOT_COMPUTED_RGBA,
@@ -58,10 +59,10 @@ class HeatmapPainter:
 
     def heatmaps(self) -> dict[int, object]:
         """This session's heatmap layers in the viewer, by feature."""
-        return {int(layer.metadata["pathsae"]["feature"]): layer for layer in self.layers_of("heatmap")}
+        return {int(layer.metadata["pathsae"]["feature"]): layer for layer in self.layers_of(LayerKind.HEATMAP)}
 
     def _not_computed(self):
-        found = self.layers_of("not_computed")
+        found = self.layers_of(LayerKind.NOT_COMPUTED)
         return found[0] if found else None
 
     @property
@@ -153,14 +154,14 @@ class HeatmapPainter:
         from ..analysis.features import concept_legend
 
         viewer, session, concepts = self.state.viewer, self.state.session, self.state.concepts
-        for layer in self.layers_of("concepts"):
+        for layer in self.layers_of(LayerKind.CONCEPTS):
             viewer.layers.remove(layer)
         if concepts is None:
             return None
         legend = concept_legend(concepts.profiles, concepts.labels, session.labels)
         names = {int(r.concept): f"concept {r.concept}: {r.top_features}" for r in legend.itertuples(index=False)}
         name = f"pathsae concepts ({concepts.method}, k={len(concepts.profiles)})"
-        data, kwargs, _ = tile_labels_layer(session, concepts.labels, name, "concepts", "concept", names)
+        data, kwargs, _ = tile_labels_layer(session, concepts.labels, name, LayerKind.CONCEPTS, "concept", names)
         layer = viewer.add_labels(data, **kwargs)
         show_legend(layer, colorbar=False, position="top_left")
         return layer
@@ -171,7 +172,7 @@ class HeatmapPainter:
         if sample is None:
             return None
         for layer in self.state.viewer.layers:
-            if layer_kind(layer) == "spots" and layer.metadata["pathsae"].get("path") == str(sample.path):
+            if layer_kind(layer) == LayerKind.SPOTS and layer.metadata["pathsae"].get("path") == str(sample.path):
                 return layer
         return None
 

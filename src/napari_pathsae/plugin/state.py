@@ -11,6 +11,7 @@ import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
 from ..engine.session import ExplorerSession
+from ..names import LayerKind
 
 log = logging.getLogger(__name__)
 #: Closing the window waits this long for background jobs (a cancelled training ends within 50 steps).
@@ -122,7 +123,7 @@ class ExplorerState(QObject):
 
         if self.session is None or not self.session.n_features or self._closed:
             return
-        if not any(layer_kind(layer) == "slide" for layer in self.viewer.layers):
+        if not any(layer_kind(layer) == LayerKind.SLIDE for layer in self.viewer.layers):
             return
 
         try:

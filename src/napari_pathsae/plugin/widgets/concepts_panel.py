@@ -9,6 +9,7 @@ from ...analysis.concept_study import spot_importance
 from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
 from ...data.exploration import Concepts
 from ...errors import PathsaeError
+from ...names import LayerKind
 from ..background import run_in_background
 from ..notify import report_error
 from ..state import state_for
@@ -116,7 +117,7 @@ class ConceptsPanel(Container):
         """Fill the legend from the state's concepts (found here, or restored with the exploration)."""
         concepts, session = self.state.concepts, self.state.session
         self.weights = None if concepts is None else concepts.weights
-        layers = self.state.painter.layers_of("concepts") if session is not None else []
+        layers = self.state.painter.layers_of(LayerKind.CONCEPTS) if session is not None else []
         self.layer = layers[0] if layers else None
         if concepts is None or self.layer is None:
             self.legend.setRowCount(0)

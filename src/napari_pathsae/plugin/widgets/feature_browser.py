@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 from ...analysis.features import argmax_feature
 from ...analysis.sae_report import STABLE_R
 from ...errors import PathsaeError
+from ...names import LayerKind, feature_name
 from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
@@ -171,7 +172,7 @@ class FeatureBrowser(QWidget):
                     item = NumericItem(np.nan, str(value))
                     item.setData(Qt.ItemDataRole.UserRole, None)
                 elif name == "feature":
-                    item = NumericItem(value, f"f{value}")
+                    item = NumericItem(value, feature_name(value))
                 else:
                     item = NumericItem(value, "" if np.isnan(value) else f"{value:.3g}")
                 self.table.setItem(row, column, item)
@@ -290,7 +291,7 @@ class FeatureBrowser(QWidget):
             return None
         labels = argmax_feature(session.activations)
         names = {int(v): session.feature_name(int(v) - 1) for v in np.unique(labels[labels > 0])}
-        data, kwargs, _ = tile_labels_layer(session, labels, ARGMAX_LAYER, "argmax", "feature", names)
+        data, kwargs, _ = tile_labels_layer(session, labels, ARGMAX_LAYER, LayerKind.ARGMAX, "feature", names)
         if ARGMAX_LAYER in self.viewer.layers:
             self.viewer.layers.remove(ARGMAX_LAYER)
         layer = self.viewer.add_labels(data, **kwargs)

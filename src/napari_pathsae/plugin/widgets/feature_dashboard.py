@@ -12,6 +12,7 @@ from ...analysis.features import top_tiles
 from ...data.tiles import read_tiles
 from ...data.viewport import tiles_in_view
 from ...errors import PathsaeError
+from ...names import LayerKind
 from ..background import run_in_background
 from ..heatmap_layers import layer_kind, patch_heatmap_layer
 from ..notify import report_error
@@ -138,7 +139,7 @@ class FeatureDashboard(QWidget):
         else:
             if session.sample is not None:
                 hint = "genes: press 'Correlate features with genes'\nin the Spots panel"
-            elif any(layer_kind(layer) == "spots" for layer in self.viewer.layers):
+            elif any(layer_kind(layer) == LayerKind.SPOTS for layer in self.viewer.layers):
                 hint = "genes: load the model with the Visium spots\nlayer (Model panel), then Correlate"
             else:
                 hint = "genes: no Visium spots are open for this slide"
@@ -186,7 +187,7 @@ class FeatureDashboard(QWidget):
             layer = self.viewer.add_shapes(
                 [rectangle], shape_type="rectangle", name=TARGET_LAYER, edge_color="white",
                 face_color="transparent", edge_width=edge, units=self.state.session.world_units,
-                metadata={"pathsae": {"kind": "target"}},
+                metadata={"pathsae": {"kind": LayerKind.TARGET}},
             )  # fmt: skip
         layer.visible = True
 

@@ -26,6 +26,7 @@ from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
 from ...models.encoders import PRESETS
 from ...models.sae.train import SECTION_DEFAULTS, TrainOptions
+from ...names import LayerKind
 from .. import exploration_io
 from ..background import on_gui_thread, run_in_background
 from ..heatmap_layers import layer_kind
@@ -153,10 +154,10 @@ class ModelPanel(Container):
         return [layer for layer in self._viewer.layers if layer_kind(layer) == kind]
 
     def _slide_layers(self, _=None) -> list[str]:
-        return [layer.name for layer in self._layers_of("slide")] or [NONE]
+        return [layer.name for layer in self._layers_of(LayerKind.SLIDE)] or [NONE]
 
     def _spots_layers(self, _=None) -> list[str]:
-        return [NONE] + [layer.name for layer in self._layers_of("spots")]
+        return [NONE] + [layer.name for layer in self._layers_of(LayerKind.SPOTS)]
 
     def _layers_changed(self) -> None:
         self.reset_choices()

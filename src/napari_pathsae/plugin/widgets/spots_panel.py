@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import PathsaeError
+from ...names import feature_index
 from ..background import run_in_background
 from ..layers import gene_vector
 from ..notify import report_error
@@ -256,7 +257,7 @@ class SpotsPanel(QWidget):
         for row, record in enumerate(ranked.itertuples(index=False)):
             name = getattr(record, key)
             if key == "feature":
-                name = session.feature_name(int(name.removeprefix("f")))
+                name = session.feature_name(feature_index(name))
             cells = [
                 name,
                 f"{record.spearman_r:.3f}",
@@ -273,7 +274,7 @@ class SpotsPanel(QWidget):
     def _row_clicked(self, row: int, _column: int) -> None:
         key = self.ranked.item(row, 0).data(Qt.ItemDataRole.UserRole)
         if self._showing == "gene":  # a feature: select it (paints its heatmap)
-            self.state.select([int(key.removeprefix("f"))])
+            self.state.select([feature_index(key)])
         else:  # a gene: colour by it and plot it against the feature
             self.gene.setText(key)
             self._guarded(self.colour_by_gene, key)
