@@ -7,7 +7,18 @@ import pytest
 import torch
 
 from napari_pathsae import PathsaeError
-from napari_pathsae.models.encoders import PRESETS, choose_device, choose_dtype, cpu_has_native_bf16, load_encoder
+from napari_pathsae.models.encoders import (
+    BUILDERS,
+    POOLINGS,
+    PRESETS,
+    EncoderPreset,
+    choose_device,
+    choose_dtype,
+    cpu_has_native_bf16,
+    get_builder,
+    get_pooling,
+    load_encoder,
+)
 
 TINY = "vit_tiny_patch16_224"
 
@@ -91,3 +102,54 @@ def test_presets_build_the_published_architectures():
     uni = load_encoder("uni", allow_random=True)  # offline here: random init of the right shape, and flagged
     assert uni.random_init and uni.width == 1024 and uni.architecture == "vit_large_patch16_224"
     assert PRESETS["virchow2"].pooling == "cls+mean"
+
+
+def test_provenance_keys_are_the_ones_stores_record(tiny):
+    assert list(tiny.provenance()) == [
+        "spec", "architecture", "input_size", "mean", "std", "pooling", "random_init", "seed", "weights_sha256", "width"
+    ]  # fmt: skip
+    assert tiny.provenance()["pooling"] == "model" and tiny.provenance()["width"] == tiny.width == 192
+
+
+def test_every_preset_names_a_registered_pooling_and_builder():
+    for name, preset in PRESETS.items():
+        assert preset.pooling in POOLINGS, name
+        assert preset.builder in BUILDERS, name
+    assert "timm" in BUILDERS and {"model", "cls+mean"} <= set(POOLINGS)
+
+
+def test_mean_rgb_toy_builder_loads_and_embeds():
+    encoder = load_encoder("mean-rgb", device="cpu", dtype="fp32")
+    assert not encoder.random_init and encoder.seed is None  # no weights to miss: never a random init
+    assert encoder.width == 3 and encoder.depth == 0 and encoder.architecture == "mean-rgb"
+    colours = np.array([[255, 0, 0], [0, 255, 0], [10, 20, 30]], dtype=np.uint8)
+    tiles = np.broadcast_to(colours[:, None, None, :], (3, 48, 48, 3))  # resized to the 32-px input size
+    out = encoder.embed(tiles, patch_tokens=True)
+    np.testing.assert_allclose(out["pooled"], colours / 255.0, atol=1e-6)  # a uniform tile embeds as its colour
+    assert out["patch_tokens"].shape == (3, 16, 3)
+    assert encoder.provenance()["width"] == 3
+    with pytest.raises(PathsaeError, match="no intermediate layers"):
+        encoder.embed(tiles, layers=(1,))
+
+
+def test_a_preset_names_its_pooling_and_the_width_follows(monkeypatch):
+    toy = PRESETS["mean-rgb"]
+    monkeypatch.setitem(PRESETS, "mean-rgb-cm", EncoderPreset(**{**toy.__dict__, "pooling": "cls+mean"}))
+    encoder = load_encoder("mean-rgb-cm", device="cpu", dtype="fp32")
+    tiles = np.full((2, 32, 32, 3), 51, dtype=np.uint8)
+    pooled = encoder.embed(tiles)["pooled"]
+    assert encoder.width == 6 == pooled.shape[1] and encoder.provenance()["pooling"] == "cls+mean"
+    np.testing.assert_allclose(pooled, 0.2, atol=1e-6)  # CLS (tile mean) next to the mean of the cells
+
+
+def test_unknown_builder_or_pooling_is_one_clear_line(monkeypatch):
+    for lookup, kind in ((get_builder, "encoder builder"), (get_pooling, "pooling")):
+        with pytest.raises(PathsaeError, match=f"unknown {kind} 'nope'") as info:
+            lookup("nope")
+        assert "\n" not in str(info.value)
+    monkeypatch.setitem(PRESETS, "no-builder", EncoderPreset("x", builder="nope"))
+    monkeypatch.setitem(PRESETS, "no-pooling", EncoderPreset("mean-rgb", builder="mean-rgb", pooling="nope"))
+    with pytest.raises(PathsaeError, match=r"unknown encoder builder 'nope' \(.*timm"):
+        load_encoder("no-builder")
+    with pytest.raises(PathsaeError, match=r"unknown pooling 'nope' \(model, cls\+mean\)"):
+        load_encoder("no-pooling")
