@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
-from napari_pathsae.analysis.features import argmax_feature, concepts, feature_table, top_tiles
+from napari_pathsae.analysis.features import argmax_feature, concept_weights, feature_table, top_tiles
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.tiles import TileGeometry
 from napari_pathsae.data.viewport import GridPlacement, patch_value_grid, tile_value_grid, tiles_in_view
@@ -94,13 +94,13 @@ def test_concepts_recover_planted_tissue_types(method):
     profiles[0, :5], profiles[1, 10:15], profiles[2, 30:36] = 4, 4, 4
     acts = np.clip(profiles[kinds] + rng.normal(0, 0.3, (600, 40)), 0, None).astype(np.float32)
     acts[:20] = np.nan  # not computed yet: no concept
-    labels, found = concepts(acts, 3, method)
+    labels, found, _ = concept_weights(acts, 3, method)
     assert (labels[:20] == 0).all() and found.shape == (3, 40)
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(kinds[20:], labels[20:]) > 0.95
     with pytest.raises(PathsaeError, match="cannot make"):
-        concepts(acts[:25], 8, method)
+        concept_weights(acts[:25], 8, method)
 
 
 def test_feature_labels_are_saved_beside_the_sae_and_reloaded(her2st_model, tmp_path):

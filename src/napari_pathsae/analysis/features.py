@@ -49,12 +49,6 @@ def argmax_feature(activations: np.ndarray) -> np.ndarray:
     return best
 
 
-def concepts(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans", seed: int = 0):
-    """Cluster tiles by activation profile: (labels 1..k per tile, 0 if not computed; (k, F) concept profiles)."""
-    labels, profiles, _ = concept_weights(activations, n_concepts, method, seed)
-    return labels, profiles
-
-
 def concept_weights(activations: np.ndarray, n_concepts: int = 8, method: str = "kmeans", seed: int = 0):
     """Concepts with each tile's weight on each: (labels (N,), profiles (k, F), weights (N, k), NaN if not computed).
 

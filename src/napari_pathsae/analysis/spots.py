@@ -57,13 +57,19 @@ def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float,
 
 
 def aggregate_to_spots(
-    store: TileStore, sample: VisiumSample, values: np.ndarray, centres_xy: np.ndarray | None = None
+    store: TileStore,
+    sample: VisiumSample,
+    values: np.ndarray,
+    centres_xy: np.ndarray | None = None,
+    weights: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-spot overlap-weighted mean of tile ``values`` and each spot's covered fraction (0: no tile), under
-    the sample's spots or, for a spatial null, under ``centres_xy`` (level-0 x, y) given for each of them."""
+    the sample's spots or, for a spatial null, under ``centres_xy`` (level-0 x, y) given for each of them;
+    ``weights``: the sample's own spot_tile_weights when already computed (the viewer keeps them)."""
     check_same_section(store, sample)
-    centres = sample.spots_level0_xy if centres_xy is None else centres_xy
-    weights = spot_tile_weights(store, centres, sample.spot_diameter_fullres)
+    if weights is None or centres_xy is not None:
+        centres = sample.spots_level0_xy if centres_xy is None else centres_xy
+        weights = spot_tile_weights(store, centres, sample.spot_diameter_fullres)
     return spot_means(weights, values), np.asarray(weights.sum(axis=1)).ravel()
 
 
@@ -77,15 +83,17 @@ def correlate_activations(
     null: str | None = None,
     block_um: float | None = None,
     seed: int | None = None,
+    weights: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
     """Feature x gene table of tile ``activations`` aggregated to the sample's spots (the spots used said in
     one line); with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their
-    own tissue, tested at their true positions (the layout, hence the autocorrelation, is the same)."""
+    own tissue, tested at their true positions (the layout, hence the autocorrelation, is the same).
+    The one recipe behind ``pathsae correlate``, the report card and the viewer's spots panel."""
     from .spatial_null import null_positions
 
     coords = sample.spots_level0_xy * store.slide_mpp
     centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
-    spot_values, covered = aggregate_to_spots(store, sample, activations, centres)
+    spot_values, covered = aggregate_to_spots(store, sample, activations, centres, weights)
     expression = normalised_expression(sample, genes, top_genes)
     report_spot_use(sample, covered, spot_values, expression)
     names = feature_names(activations.shape[1])

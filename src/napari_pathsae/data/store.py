@@ -236,9 +236,20 @@ class TileStore:
         """(N, 2) level-0 (x, y) of each tile's centre."""
         return self.coords + self.tile_side0 / 2
 
+    @property
+    def grid_index(self) -> np.ndarray:
+        """(N, 2) (row, col) of each tile in the tile grid."""
+        return np.asarray(self.root["grid_index"][:])
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """Rows and columns of the grid up to the last tile kept (the grid's origin is the slide's corner)."""
+        rows, cols = self.grid_index.max(axis=0) + 1
+        return int(rows), int(cols)
+
     def tile_at(self, xy: np.ndarray) -> np.ndarray:
         """Index of the tile containing each level-0 point (``xy`` (..., 2)); -1 where no tile does."""
-        index = np.asarray(self.root["grid_index"][:])
+        index = self.grid_index
         lookup = np.full(index.max(axis=0) + 1, -1, dtype=np.int64)
         lookup[index[:, 0], index[:, 1]] = np.arange(len(index))
         cell = np.floor(np.nan_to_num(np.asarray(xy, dtype=float), nan=-1.0) / self.tile_side0).astype(np.int64)
@@ -314,9 +325,10 @@ class TileStore:
             {"complete": True, "summary": summary, "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         )
 
-    def embedded_tiles(self) -> np.ndarray:
-        """(N,) bool: tiles whose embeddings are written (NaN marks a tile not computed yet)."""
-        return ~np.isnan(self.root["embeddings"]["pooled"][:, 0])
+    def embedded_tiles(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """(N,) bool, or one per index: tiles whose embeddings are written (NaN marks a tile not computed yet)."""
+        pooled = self.root["embeddings"]["pooled"]
+        return ~np.isnan(pooled[:, 0] if indices is None else pooled.oindex[indices, 0])
 
     def write_tiles(self, indices: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
         """Write the embeddings of scattered tiles (sorted ``indices``), then flag every chunk now complete."""

@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.features import feature_table
+from ..data.outputs import atomic_output
+from ..data.tiles import read_tiles
 from ..data.viewport import GridPlacement
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
-from ..names import feature_index, feature_name, feature_names, layer_block
+from ..names import feature_index, feature_name, layer_block
 from .pipeline import EmbedOptions
 from .tile_computer import TileComputer
 
@@ -55,7 +57,7 @@ class ExplorerSession:
         sae_dir: str | Path | None = None,
         options: EmbedOptions | None = None,
         device: str = "auto",
-        allow_random: bool = True,
+        allow_random: bool | None = None,
         architecture: str | None = None,
         dtype: str = "auto",
     ) -> ExplorerSession:
@@ -120,6 +122,39 @@ class ExplorerSession:
         self.sample = sample
         self._spot_weights = spot_tile_weights(self.store, sample.spots_level0_xy, sample.spot_diameter_fullres)
         self.correlations = None
+
+    # --- what the panels read (they talk to the session, never to its computer) ----------------
+    @property
+    def encoder(self):
+        return self.computer.encoder
+
+    @property
+    def sae_name(self) -> str | None:
+        return self.computer.sae_name
+
+    @property
+    def n_tiles(self) -> int:
+        return self.computer.n_tiles
+
+    @property
+    def embedded(self) -> np.ndarray:
+        """(N,) bool: tiles whose embeddings are computed."""
+        return self.computer.embedded
+
+    def activated(self) -> np.ndarray:
+        """(N,) bool: tiles with the current SAE's activations."""
+        return self.computer.activated()
+
+    @property
+    def batch_size(self) -> int:
+        return self.computer.options.batch_size
+
+    def patch_activations(self, indices: np.ndarray, feature: int) -> np.ndarray:
+        return self.computer.patch_activations(indices, feature)
+
+    def tile_pixels(self, indices: np.ndarray) -> np.ndarray:
+        """(n, px, px, 3) uint8 pixels of the tiles ``indices`` (slow: call off the UI thread)."""
+        return read_tiles(self.computer.slide, self.computer.grid, indices)
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -201,13 +236,12 @@ class ExplorerSession:
             self.labels[int(feature)] = label
         else:
             self.labels.pop(int(feature), None)
-        target = self.sae_dir / LABELS_FILE
-        temp = target.with_suffix(".json.tmp")
-        try:
-            temp.write_text(json.dumps({str(k): v for k, v in sorted(self.labels.items())}, indent=1))
-            temp.replace(target)
-        except OSError as exc:
-            raise PathsaeError(f"cannot save the feature labels in {self.sae_dir} ({exc.strerror})") from None
+        try:  # replaced whole: a crash mid-write keeps the previous labels
+            with atomic_output(self.sae_dir / LABELS_FILE, overwrite=True) as temp:
+                temp.write_text(json.dumps({str(k): v for k, v in sorted(self.labels.items())}, indent=1))
+        except (OSError, PathsaeError) as exc:
+            cause = exc.strerror if isinstance(exc, OSError) else exc
+            raise PathsaeError(f"cannot save the feature labels in {self.sae_dir} ({cause})") from None
 
     def feature_name(self, feature: int) -> str:
         label = self.labels.get(int(feature))
@@ -232,13 +266,21 @@ class ExplorerSession:
         return self.correlations
 
     def _correlation_table(self, genes: list[str] | None, top_genes: int | None) -> pd.DataFrame:
-        from ..analysis.spots import correlation_table, normalised_expression
+        from ..analysis.spots import correlate_activations
 
-        spots = self.spot_values(self.activations)
-        expression = normalised_expression(self.sample, genes, top_genes)
-        names = feature_names(self.n_features)
-        coords = self.sample.spots_level0_xy * self.store.slide_mpp
-        return correlation_table(spots, expression, coords, names, everything=True)
+        if self.sample is None:
+            raise PathsaeError("no Visium sample loaded")
+        return correlate_activations(
+            self.store, self.sample, self.activations, genes, top_genes, everything=True, weights=self._spot_weights
+        )
+
+    def concept_importance(self, weights: np.ndarray, genes: list[str]) -> pd.DataFrame:
+        """Each concept's importance for ``genes`` over the spots (``weights``: (N, k) tile concept weights)."""
+        from ..analysis.concept_study import spot_importance
+
+        if self.sample is None:
+            raise PathsaeError("concept importance needs the Visium spots (load the model with a spots layer)")
+        return spot_importance(self.store, self.sample, weights, genes)
 
     def predict_gene(self, gene: str, model: str = "ridge"):
         """``gene`` predicted from the computed tiles' features, held out spatially (a GenePrediction)."""

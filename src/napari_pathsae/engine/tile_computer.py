@@ -76,7 +76,7 @@ class TileComputer:
             new = indices[~self.embedded[indices]]
             if len(new):
                 with writer_lock(self.store.path):  # a CLI run on this store may have embedded them meanwhile
-                    written = ~np.isnan(self.store.root["embeddings"]["pooled"].oindex[new, 0])
+                    written = self.store.embedded_tiles(new)
                     self.embedded[new[written]] = True
                     new = new[~written]
                     if len(new):

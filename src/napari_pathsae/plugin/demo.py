@@ -95,8 +95,8 @@ class Demo:
     def label_the_encoder(self, session) -> None:
         """The canvas says what the demo's model is: the Model panel's notice sits in a tab."""
         overlay = self.viewer.text_overlay
-        weights = "RANDOM weights" if session.computer.encoder.random_init else "pretrained weights"
-        spec = session.computer.encoder.spec
+        weights = "RANDOM weights" if session.encoder.random_init else "pretrained weights"
+        spec = session.encoder.spec
         overlay.text = f"demo: {spec}, {weights}; SAE trained on this sample (mechanics, not biology)"
         overlay.position, overlay.font_size, overlay.visible = "bottom_left", 9, True
 

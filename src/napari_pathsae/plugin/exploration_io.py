@@ -64,7 +64,7 @@ def restore(state, folder=None) -> bool:
         state.correlations_changed.emit()
     features = [f for f in view.get("selected", []) if 0 <= f < session.n_features]
     state.select(features, current=view.get("current") if view.get("current") in features else None)
-    if exploration.concepts is not None and len(exploration.concepts.labels) == session.computer.n_tiles:
+    if exploration.concepts is not None and len(exploration.concepts.labels) == session.n_tiles:
         state.set_concepts(exploration.concepts)
     spots = view.get("spots")
     sized = spots and session.sample is not None and len(spots["values"]) == session.sample.adata.n_obs

@@ -75,7 +75,7 @@ def _metadata(session: ExplorerSession, kind: str, **extra) -> dict:
         "pathsae": {
             "kind": kind,
             "store": str(session.store.path),
-            "sae": session.computer.sae_name,
+            "sae": session.sae_name,
             **extra,
         }
     }
@@ -143,7 +143,7 @@ def not_computed_layer(session: ExplorerSession) -> tuple:
 
 def patch_heatmap_layer(session: ExplorerSession, feature: int, indices: np.ndarray) -> tuple:
     """An Image layer of one feature on the patch tokens of tiles ``indices`` (embedded with patch tokens)."""
-    patches = session.computer.patch_activations(indices, feature)
+    patches = session.patch_activations(indices, feature)
     g = patches.shape[1] if len(patches) else 1
     grid = (
         patch_value_grid(session.grid_index[indices], session.placement.grid_shape, patches)

@@ -40,7 +40,8 @@ def display_for(headless: bool) -> Iterator[None]:
         yield
 
 
-def _settle(viewer, rounds: int = 20) -> None:
+def _settle(rounds: int = 20) -> None:
+    """Let queued paints and layouts run before a screenshot."""
     from qtpy.QtWidgets import QApplication
 
     for _ in range(rounds):
@@ -63,7 +64,7 @@ def _wait(condition, timeout_s: float) -> bool:
 
 
 def _capture(viewer, screenshot: Path) -> Path:
-    _settle(viewer)
+    _settle()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(screenshot), canvas_only=False, flash=False)
     return screenshot

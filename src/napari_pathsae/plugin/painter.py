@@ -67,7 +67,7 @@ class HeatmapPainter:
 
     @property
     def _sae(self) -> str | None:
-        return self.state.session.computer.sae_name
+        return self.state.session.sae_name
 
     def paint(self, features: list[int]) -> list:
         """Show exactly ``features`` (in hue order), reusing the layers of features no longer selected."""

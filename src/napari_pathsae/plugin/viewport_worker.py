@@ -45,12 +45,10 @@ class ViewportWorker(QObject):
         super().__init__()
         self.state = state
         self.session = state.session
-        device = self.session.computer.encoder.device
+        device = self.session.encoder.device
         if device.type == "cpu":
             reserve_a_core_for_the_ui()
-        self.batch_size = (
-            CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.computer.options.batch_size)
-        )
+        self.batch_size = CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.batch_size)
         self._view: list[int] = []
         self._slide: list[int] = []
         self._slide_total = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.store import TileStore
+from ..data.viewport import tile_value_grid
 
 #: Longest side of the tissue image drawn under the maps.
 THUMBNAIL_PX = 1600
@@ -56,9 +57,7 @@ def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float,
 
 def tile_grid_values(store: TileStore, values: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """(rows, cols) grid of per-tile ``values`` (NaN where no tile) and its imshow extent in level-0 pixels."""
-    index = np.asarray(store.root["grid_index"][:])
-    grid = np.full(index.max(axis=0) + 1, np.nan, dtype=np.float32)
-    grid[index[:, 0], index[:, 1]] = values
+    grid = tile_value_grid(store.grid_index, store.grid_shape, values)
     side = store.tile_side0
     return grid, [0.0, grid.shape[1] * side, grid.shape[0] * side, 0.0]
 

@@ -5,7 +5,6 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QTableWidgetItem
 
-from ...analysis.concept_study import spot_importance
 from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
 from ...data.exploration import Concepts
 from ...errors import PathsaeError
@@ -91,7 +90,7 @@ class ConceptsPanel(Container):
         self.importance_button.enabled = False
         self.status.value = f"regressing {gene} on the concepts…"
         return run_in_background(
-            spot_importance, session.store, session.sample, self.weights, [gene], on_done=self._show_importance,
+            session.concept_importance, self.weights, [gene], on_done=self._show_importance,
             on_error=self._failed,
         )  # fmt: skip
 

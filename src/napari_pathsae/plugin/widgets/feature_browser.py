@@ -184,11 +184,9 @@ class FeatureBrowser(QWidget):
 
     def _summarise(self) -> None:
         session = self.state.session
-        computed = int(session.computer.activated().sum())
+        computed = int(session.activated().sum())
         dead = f"; {len(self._dead)} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
-        self.summary.setText(
-            f"{session.n_features} features over {computed}/{session.computer.n_tiles} computed tiles{dead}"
-        )
+        self.summary.setText(f"{session.n_features} features over {computed}/{session.n_tiles} computed tiles{dead}")
 
     def _tiles_computed(self, _indices=None) -> None:
         """The count moves at once; the statistics follow, at most every STATS_REFRESH_MS."""

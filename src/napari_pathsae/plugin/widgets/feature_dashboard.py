@@ -9,7 +9,6 @@ from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ...analysis.features import top_tiles
-from ...data.tiles import read_tiles
 from ...data.viewport import tiles_in_view
 from ...errors import PathsaeError
 from ...names import LayerKind
@@ -100,8 +99,7 @@ class FeatureDashboard(QWidget):
         self.title.setText(f"<b>{session.feature_name(feature)}</b>: {active}")
         self.gallery.clear()
         if len(self.tiles):
-            computer = session.computer
-            run_in_background(read_tiles, computer.slide, computer.grid, self.tiles, on_done=self._fill_gallery)
+            run_in_background(session.tile_pixels, self.tiles, on_done=self._fill_gallery)
         self._plot(values)
 
     def _fill_gallery(self, pixels: np.ndarray) -> None:
@@ -154,7 +152,7 @@ class FeatureDashboard(QWidget):
             if session is None or self.feature is None:
                 raise PathsaeError("select a feature first")
             in_view = tiles_in_view(session.grid_index, session.placement, visible_world_box(self.viewer))
-            in_view = in_view[session.computer.embedded[in_view]]
+            in_view = in_view[session.embedded[in_view]]
             data, kwargs, _ = patch_heatmap_layer(session, self.feature, in_view)
         except PathsaeError as exc:
             report_error(exc)

@@ -311,7 +311,7 @@ class ModelPanel(Container):
     # --- training -----------------------------------------------------------------------------
     def _missing_embeddings(self) -> int:
         session = self.state.session
-        return 0 if session is None else int((~session.computer.embedded).sum())
+        return 0 if session is None else int((~session.embedded).sum())
 
     def _update_train_button(self) -> None:
         missing = self._missing_embeddings()
@@ -321,7 +321,7 @@ class ModelPanel(Container):
 
     def _train_options(self) -> TrainOptions:
         return TrainOptions.for_section(
-            self.state.session.computer.n_tiles, arch=self.arch.value, expansion=self.expansion.value, k=self.k.value
+            self.state.session.n_tiles, arch=self.arch.value, expansion=self.expansion.value, k=self.k.value
         )
 
     def _train_output(self) -> Path:
@@ -358,7 +358,7 @@ class ModelPanel(Container):
         self._training = True
         self.train_button.enabled = False
         self.train_progress.value = 0
-        self.status.value = f"training {options.arch} x{options.expansion} on {session.computer.n_tiles} tiles…"
+        self.status.value = f"training {options.arch} x{options.expansion} on {session.n_tiles} tiles…"
         show_progress = on_gui_thread(self._training_progressed)
 
         def progress(step: int, steps: int, _metrics: dict) -> None:  # runs on the worker thread
@@ -405,6 +405,8 @@ def _open_session(arguments: dict) -> ExplorerSession:
         arguments["sae_dir"],
         arguments["options"],
         device=arguments["device"],
+        # offline, a preset still opens, with random weights: the panel's status line says so in capitals
+        allow_random=True,
     )
     if arguments["spots"]:
         try:
@@ -426,12 +428,11 @@ def training_summary(output: Path, metrics: dict) -> str:
 
 def describe(session: ExplorerSession) -> str:
     """Device, dtype, real or random weights, SAE width: what the user must know about the model."""
-    encoder = session.computer.encoder
+    encoder = session.encoder
     weights = "RANDOM weights (not a trained encoder)" if encoder.random_init else "pretrained weights"
-    sae = f"SAE {session.computer.sae_name}: {session.n_features} features" if session.n_features else "no SAE yet"
+    sae = f"SAE {session.sae_name}: {session.n_features} features" if session.n_features else "no SAE yet"
     dtype = str(encoder.dtype).removeprefix("torch.")
-    computed = int(session.computer.embedded.sum())
+    computed = int(session.embedded.sum())
     return (
-        f"{encoder.spec} on {encoder.device} ({dtype}), {weights}; {sae}; "
-        f"{computed}/{session.computer.n_tiles} tiles computed"
+        f"{encoder.spec} on {encoder.device} ({dtype}), {weights}; {sae}; {computed}/{session.n_tiles} tiles computed"
     )

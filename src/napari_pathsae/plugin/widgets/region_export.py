@@ -149,7 +149,7 @@ def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -
     missing = session.missing(needed)
     if len(missing):
         session.compute(missing)
-    sae = session.computer.sae_name
+    sae = session.sae_name
     rows = export_tiles(session.store, tiles_path, sae=sae, polygon=polygon)
     message = f"{rows} tiles → {tiles_path.name}"
     if spots_path is not None:
