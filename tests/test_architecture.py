@@ -80,3 +80,28 @@ def test_analyses_write_no_files():
         if WRITES.search(line)
     ]
     assert not writers, f"analysis modules writing files: {writers}"
+
+
+def test_every_panel_is_in_the_manifest_and_shares_the_panel_base():
+    """A new panel is one file in plugin/widgets/ plus its napari.yaml entry; this test finds both."""
+    import importlib
+
+    import yaml
+    from magicgui.widgets import Container
+    from qtpy.QtWidgets import QWidget
+
+    from napari_pathsae.plugin.widgets.panel import Panel
+
+    manifest = yaml.safe_load((SOURCE.parents[1] / "napari.yaml").read_text())
+    commands = {c["id"]: c["python_name"] for c in manifest["contributions"]["commands"]}
+    listed = {commands[w["command"]] for w in manifest["contributions"]["widgets"]}
+    found = set()
+    for path in sorted(p for p in (SOURCE / "plugin" / "widgets").glob("*.py") if p.stem != "panel"):
+        module = importlib.import_module(f"{PACKAGE}.plugin.widgets.{path.stem}")
+        for name, value in vars(module).items():
+            if isinstance(value, type) and value.__module__ == module.__name__ and issubclass(value, Panel):
+                assert issubclass(value, (Container, QWidget)), name
+                found.add(f"{module.__name__}:{name}")
+    assert found == listed, (
+        f"panels not in napari.yaml: {sorted(found - listed)}; listed, not panels: {sorted(listed - found)}"
+    )

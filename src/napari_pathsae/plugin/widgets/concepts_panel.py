@@ -2,7 +2,7 @@
 and (with Visium spots) each concept's importance for a gene."""
 
 import napari.viewer
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QTableWidgetItem
 
 from ...analysis.features import CONCEPT_METHODS, concept_legend, concept_weights
@@ -13,9 +13,10 @@ from ..background import run_in_background
 from ..notify import report_error
 from ..state import state_for
 from .label_legend import fill_legend, legend_table
+from .panel import Panel, status_label
 
 
-class ConceptsPanel(Container):
+class ConceptsPanel(Panel, Container):
     """k-means or NMF over the computed tiles' activations."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -27,8 +28,7 @@ class ConceptsPanel(Container):
         )  # fmt: skip
         self.n_concepts = SpinBox(label="Concepts", value=8, min=2, max=64, tooltip="how many concepts to find")
         self.run_button = PushButton(text="Find concepts", tooltip="cluster the computed tiles' activations")
-        self.status = Label(value="", tooltip="what the panel did last")
-        self.status.native.setWordWrap(True)
+        self.status = status_label("what the panel did last")
         self.gene = LineEdit(label="Gene", tooltip="a gene of the Visium sample")
         self.importance_button = PushButton(
             text="Concept importance for gene (held-out)",
@@ -70,7 +70,7 @@ class ConceptsPanel(Container):
     def _failed(self, exc: Exception) -> None:
         self.run_button.enabled = True
         self.importance_button.enabled = True
-        self.status.value = str(exc)
+        self.say(str(exc))
 
     def importance(self):
         """Ridge of the gene on the spots' concept shares over spatially blocked folds (`pathsae concepts
@@ -84,8 +84,7 @@ class ConceptsPanel(Container):
             if not gene:
                 raise PathsaeError("type a gene")
         except PathsaeError as exc:
-            self.status.value = str(exc)
-            report_error(exc)
+            self.fail(exc)
             return None
         self.importance_button.enabled = False
         self.status.value = f"regressing {gene} on the concepts…"

@@ -26,6 +26,7 @@ from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
 from .label_legend import fill_legend, legend_table
+from .panel import Panel
 
 COLUMNS = ["feature", "label", "frequency", "max", "mean_active", "top_gene", "top_gene_r", "top_gene_q", "stability_r"]
 HEADERS = ["feature", "label", "active in", "max", "mean when active", "top gene", "r (gene)", "q spatial", "seed r"]
@@ -71,7 +72,7 @@ class NumericItem(QTableWidgetItem):
         return bool(np.nan_to_num(mine, nan=-np.inf) < np.nan_to_num(theirs, nan=-np.inf))
 
 
-class FeatureBrowser(QWidget):
+class FeatureBrowser(Panel, QWidget):
     """Search by feature number, label or gene; edit the label column to name a feature (saved)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):

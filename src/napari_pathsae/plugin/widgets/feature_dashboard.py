@@ -17,6 +17,7 @@ from ..heatmap_layers import layer_kind, patch_heatmap_layer
 from ..notify import report_error
 from ..state import state_for
 from ..viewport_worker import camera_of, visible_world_box
+from .panel import Panel
 
 GALLERY_TILES = 12
 THUMBNAIL_PX = 96
@@ -31,7 +32,7 @@ def pixmap_of(tile: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(image.copy())
 
 
-class FeatureDashboard(QWidget):
+class FeatureDashboard(Panel, QWidget):
     """Follows the current feature: the one last clicked in the feature browser (or selected elsewhere)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):

@@ -25,6 +25,7 @@ from ...engine.session import ExplorerSession
 from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
 from ...models.encoders import PRESETS
+from ...models.sae import architectures
 from ...models.sae.train import SECTION_DEFAULTS, TrainOptions
 from ...names import LayerKind
 from .. import exploration_io
@@ -33,6 +34,7 @@ from ..heatmap_layers import layer_kind
 from ..notify import report_error
 from ..state import state_for
 from .fields import chosen_path, compact
+from .panel import Panel
 
 NONE = "(none)"
 
@@ -48,7 +50,7 @@ def default_store_path(slide_path: str, encoder_spec: str) -> Path:
     return path.with_name(f"{path.stem}.{slug}.zarr")
 
 
-class ModelPanel(Container):
+class ModelPanel(Panel, Container):
     """Slide + encoder + SAE → a session; viewport/whole-slide inference; SAE training with cancel."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -91,7 +93,7 @@ class ModelPanel(Container):
             text="Cancel", tooltip="stop the whole-slide run; tiles computed so far stay in the store"
         )
         self.arch = ComboBox(
-            label="SAE", choices=["topk", "batchtopk", "jumprelu", "relu"], value=SECTION_DEFAULTS["arch"],
+            label="SAE", choices=architectures(), value=SECTION_DEFAULTS["arch"],
             tooltip="SAE architecture: topk keeps the k largest latents of each tile",
         )  # fmt: skip
         self.expansion = SpinBox(
@@ -376,7 +378,7 @@ class ModelPanel(Container):
 
         def failed(exc: Exception) -> None:
             self._training_ended()
-            self.status.value = str(exc)
+            self.say(str(exc))
 
         return run_in_background(session.train_sae, output, options, progress, on_done=finished, on_error=failed)
 

@@ -1,16 +1,16 @@
 """Dock panel: open a slide and/or a Visium sample, with an optional µm/px override."""
 
 import napari.viewer
-from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
 from ...errors import PathsaeError
 from ..heatmap_layers import show_legend
-from ..notify import report_error
 from ..reader import layers_for
 from .fields import chosen_path
+from .panel import Panel, status_label
 
 
-class OpenSampleWidget(Container):
+class OpenSampleWidget(Panel, Container):
     """Slide file, Visium outs/ folder (or .h5ad), µm/px override, genes to colour spots by."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -31,8 +31,7 @@ class OpenSampleWidget(Container):
         )  # fmt: skip
         self.genes = LineEdit(label="Genes", tooltip="comma-separated genes to colour spots by")
         self.open_button = PushButton(text="Open", tooltip="add the slide (and spots) as layers")
-        self.status = Label(value="", tooltip="what was opened")
-        self.status.native.setWordWrap(True)
+        self.status = status_label("what was opened")
         super().__init__(
             widgets=[
                 self.slide,
@@ -53,8 +52,7 @@ class OpenSampleWidget(Container):
         try:
             layers = layers_for(chosen_path(self.slide), visium, self.mpp.value or None, genes)
         except PathsaeError as exc:
-            self.status.value = str(exc)
-            report_error(exc)
+            self.fail(exc)
             return []
         added = []
         for data, kwargs, kind in layers:

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import napari.viewer
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
 from ...errors import PathsaeError
 from ...report.export import FORMATS, export_spots, export_tiles, region_mask
 from ..background import run_in_background
 from ..exploration_io import add_region_layer
-from ..notify import report_error
 from ..state import state_for
 from .fields import chosen_path, compact
+from .panel import Panel, status_label
 
 
 def shapes_to_polygon(shapes_data: list[np.ndarray], world_per_px: float):
@@ -42,7 +42,7 @@ def output_paths(path: Path, with_spots: bool) -> tuple[Path, Path | None]:
     return path, spots
 
 
-class RegionExport(Container):
+class RegionExport(Panel, Container):
     """Tiles whose centre lies in the drawn shapes; missing tiles are computed first."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -64,8 +64,7 @@ class RegionExport(Container):
         self.export_button = PushButton(
             text="Export region", tooltip="compute the region's missing tiles, then write its activations"
         )
-        self.status = Label(value="", tooltip="what the export did")
-        self.status.native.setWordWrap(True)
+        self.status = status_label("what the export did")
         compact(self.shapes)
         super().__init__(
             widgets=[self.shapes, self.new_region, self.output, self.format, self.export_button, self.status]
@@ -119,8 +118,7 @@ class RegionExport(Container):
                 if target is not None and target.exists():
                     raise PathsaeError(f"{target} exists; choose another name")
         except PathsaeError as exc:
-            self.status.value = str(exc)
-            report_error(exc)
+            self.fail(exc)
             return None
         self.export_button.enabled = False
         self.status.value = "computing the region's tiles…"
@@ -134,7 +132,7 @@ class RegionExport(Container):
 
     def _failed(self, exc: Exception) -> None:
         self.export_button.enabled = True
-        self.status.value = str(exc)
+        self.say(str(exc))
 
 
 def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -> str:

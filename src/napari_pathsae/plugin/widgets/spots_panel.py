@@ -23,9 +23,10 @@ from ..background import run_in_background
 from ..layers import gene_vector
 from ..notify import report_error
 from ..state import state_for
+from .panel import Panel
 
 
-class SpotsPanel(QWidget):
+class SpotsPanel(Panel, QWidget):
     """Needs a model loaded with a Visium spots layer (Model panel)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -95,8 +96,7 @@ class SpotsPanel(QWidget):
         try:
             return action(*args)
         except PathsaeError as exc:
-            self.status.setText(str(exc))
-            report_error(exc)
+            self.fail(exc)
             return None
 
     def _session(self):
@@ -173,7 +173,7 @@ class SpotsPanel(QWidget):
     def _failed(self, exc: Exception) -> None:
         self.correlate_button.setEnabled(True)
         self.predict_button.setEnabled(True)
-        self.status.setText(str(exc))
+        self.say(str(exc))
 
     # --- prediction ---------------------------------------------------------------------------
     def predict(self):
@@ -185,8 +185,7 @@ class SpotsPanel(QWidget):
             if not gene:
                 raise PathsaeError("type the gene to predict")
         except PathsaeError as exc:
-            self.status.setText(str(exc))
-            report_error(exc)
+            self.fail(exc)
             return None
         self.status.setText(f"predicting {gene} over 5 spatially held-out folds…")
         self.predict_button.setEnabled(False)
