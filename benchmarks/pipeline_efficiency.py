@@ -36,7 +36,7 @@ def efficiency(slide: Path, work_dir: Path, encoder: str, batch_size: int, bare_
     shutil.rmtree(store_path, ignore_errors=True)
     embed = run_process(
         python(
-            "-m", "napari_pathsae.cli.commands", "embed", str(slide), "-o", str(store_path), "--encoder", encoder,
+            "-m", "napari_pathsae.cli", "embed", str(slide), "-o", str(store_path), "--encoder", encoder,
             "--batch-size", str(batch_size), "--device", device,
         )
     )  # fmt: skip

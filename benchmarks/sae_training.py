@@ -96,7 +96,7 @@ def training_throughput(store: Path, sae_dir: Path, expansion: int, k: int, batc
 
 
 def encoding(store: Path, sae_dir: Path) -> dict:
-    run = run_process(python("-m", "napari_pathsae.cli.commands", "encode", str(store), "--sae", str(sae_dir)))
+    run = run_process(python("-m", "napari_pathsae.cli", "encode", str(store), "--sae", str(sae_dir)))
     n = TileStore.open(store).n_tiles
     return {
         "embeddings": n,

@@ -22,9 +22,7 @@ from napari_pathsae.data.store import TileStore
 
 def embed(slides: list[Path], output: Path, encoder: str, extra: tuple[str, ...] = ()) -> dict:
     shutil.rmtree(output, ignore_errors=True)
-    command = python(
-        "-m", "napari_pathsae.cli.commands", "embed", *map(str, slides), "-o", str(output), "--encoder", encoder
-    )
+    command = python("-m", "napari_pathsae.cli", "embed", *map(str, slides), "-o", str(output), "--encoder", encoder)
     run = run_process([*command, *extra])
     stores = [output] if len(slides) == 1 else sorted(output.glob("*.zarr"))
     tiles = sum(TileStore.open(s).n_tiles for s in stores)

@@ -11,7 +11,7 @@ from conftest import HER2ST_HE, HER2ST_OUTS
 from napari_pathsae import PathsaeError
 from napari_pathsae.analysis.concept_study import slide_importance
 from napari_pathsae.analysis.probe import spatial_blocks, spatial_folds
-from napari_pathsae.cli.commands import main
+from napari_pathsae.cli import main
 from napari_pathsae.models.sae.formats import load_sae, save_sae
 from napari_pathsae.models.sae.train import TrainOptions, train_sae
 from planting import ACTIVE, planted_dictionary_store, spot_saturation, write_planted_outs

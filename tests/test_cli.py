@@ -10,12 +10,12 @@ import numpy as np
 from PIL import Image
 
 from conftest import HER2ST_HE, HER2ST_OUTS, SVS
-from napari_pathsae.cli.commands import main
+from napari_pathsae.cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", *args],
+        [sys.executable, "-m", "napari_pathsae.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -108,7 +108,7 @@ def test_too_few_tiles_or_concepts_are_refused_in_one_line(grid_store, tmp_path)
 
 
 def test_concepts_cli_writes_each_stores_neighbourhoods(her2st_model, tmp_path, capsys):
-    from napari_pathsae.cli.commands import main
+    from napari_pathsae.cli import main
 
     out = tmp_path / "concepts"
     assert main(["concepts", str(her2st_model / "b4.zarr"), "-n", "5", "-o", str(out)]) == 0, capsys.readouterr()

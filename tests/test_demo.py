@@ -23,7 +23,7 @@ def test_demo_trains_on_the_sample_and_paints_its_features(tmp_path):
     shot = tmp_path / "demo.png"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # a first run: nothing cached
     done = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", "demo", "--screenshot", str(shot)],
+        [sys.executable, "-m", "napari_pathsae.cli", "demo", "--screenshot", str(shot)],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -23,7 +23,7 @@ ENCODER = ["--encoder", "vit_tiny_patch16_224"]
 
 def pathsae(*args) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", *map(str, args)],
+        [sys.executable, "-m", "napari_pathsae.cli", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -140,7 +140,7 @@ def test_report_card_with_a_second_seed_and_the_section_biology(section):
     assert int(read.stable.sum()) == stability["stable_features"]
     assert _read_stability(work / "sae", "other weights") is None  # a replaced SAE: not shown
     again = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", "report", work / "sae", "--store", work / "b4.zarr",
+        [sys.executable, "-m", "napari_pathsae.cli", "report", work / "sae", "--store", work / "b4.zarr",
          "-o", work / "report"], capture_output=True, text=True,
     )  # fmt: skip
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "exists" in again.stderr
@@ -170,7 +170,7 @@ def test_export_region_and_spots(section):
     spots = pd.read_csv(work / "spots.csv")
     assert len(spots) == 283 and {"gene_PLANTED1", "gene_ERBB2", "f0"} <= set(spots.columns)
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", "export", work / "b4.zarr", "-o", work / "spots.csv"],
+        [sys.executable, "-m", "napari_pathsae.cli", "export", work / "b4.zarr", "-o", work / "spots.csv"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1 and "exists" in result.stderr
@@ -207,7 +207,7 @@ def test_two_slides_on_a_two_worker_local_cluster(tmp_path):
 )
 def test_engine_user_errors(tmp_path, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli.commands", *args], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-m", "napari_pathsae.cli", *args], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr

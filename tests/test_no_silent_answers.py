@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import HER2ST_OUTS, SVS
-from napari_pathsae.cli.commands import main
+from napari_pathsae.cli import main
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.io.visium import read_positions
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from bad_inputs import CASES, TINY, Case
 from conftest import SVS
-from napari_pathsae.cli.commands import main
+from napari_pathsae.cli import main
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.engine.pipeline import EmbedOptions, embed_batches
 from napari_pathsae.errors import PathsaeError
@@ -173,7 +173,7 @@ def clean_run(tmp_path_factory) -> np.ndarray:
 
 
 def start_embed(store: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "napari_pathsae.cli.commands", "embed", str(SVS), "-o", str(store), *LONG_EMBED]
+    command = [sys.executable, "-m", "napari_pathsae.cli", "embed", str(SVS), "-o", str(store), *LONG_EMBED]
     # a shell without job control starts background jobs with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler: give the run the default a user's terminal gives it
     return subprocess.Popen(

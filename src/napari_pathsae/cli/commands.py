@@ -92,7 +92,12 @@ def _engine_commands(commands) -> None:
     train.add_argument(
         "-o", "--output", type=Path, required=True, help="SAE folder (cfg.json + sae_weights.safetensors)"
     )
-    train.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
+    from ..models.sae import architectures, descriptions  # the SAE registry (imports torch)
+
+    train.add_argument(
+        "--arch", default="topk", choices=architectures(),
+        help="; ".join(f"{name}: {text}" for name, text in descriptions().items()),
+    )  # fmt: skip
     train.add_argument(
         "--expansion", type=positive_int(1, 256),
         help="SAE width / embedding width (default: from the data, 3 latents per tile, x1 to x8); "
@@ -637,7 +642,3 @@ def main(argv: list[str] | None = None) -> int:
         print("pathsae: interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,25 +17,37 @@ from torch import nn
 
 @dataclass
 class SAEConfig:
-    """Shape and sparsity settings; each architecture reads the fields it needs."""
+    """The shape every architecture shares; each architecture's config (registry entry) adds its own fields.
+
+    ``SAEConfig(arch=..., ...)`` builds that architecture's config class, so ``SAEConfig("topk", d_in, d_sae,
+    k=8)`` gives a ``TopKConfig`` (callers outside this folder construct configs this way).
+    """
 
     arch: str
     d_in: int
     d_sae: int
-    k: int = 32  # topk / batchtopk: active latents per input
-    l1_coefficient: float = 1e-2  # relu: weight of the L1 penalty
-    l0_coefficient: float = 3e-3  # jumprelu: weight of the L0 penalty
-    jumprelu_bandwidth: float = 0.05
-    jumprelu_init_threshold: float = 0.05
     aux_coefficient: float = 1 / 32  # AuxK loss weight (every architecture)
     dead_after: int = 20_000  # inputs without firing after which a latent counts as dead
+
+    def __new__(cls, *args, **kwargs):
+        arch = kwargs.get("arch", args[0] if args else None)
+        if cls is SAEConfig and arch is not None:  # no arguments: copy/pickle rebuilding an instance
+            from .registry import get
+
+            cls = get(arch).config
+        return super().__new__(cls)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def narrow(self, d_sae: int) -> None:
+        """The width after ``SAE.keep_latents``; configs with width-bounded fields (k) clamp them too."""
+        self.d_sae = d_sae
+
 
 class SAE(nn.Module):
-    """Base: linear encoder/decoder with tied-shape biases; subclasses define ``activate`` and ``sparsity_loss``."""
+    """Base: linear encoder/decoder with tied-shape biases; subclasses define ``activate`` and their loss terms
+    (``sparsity_loss``, or ``loss_terms`` for other kinds)."""
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()
@@ -88,10 +100,13 @@ class SAE(nn.Module):
         f = self.activate(pre)
         x_hat = self.decode_normalised(f)
         mse = (x_hat - x_norm).pow(2).mean()
-        sparsity = self.sparsity_loss(pre, f)
-        aux = self.auxiliary_loss(pre, f, x_norm - x_hat)
-        total = mse + sparsity + aux
-        return total, {"mse": float(mse.detach()), "sparsity": float(sparsity.detach()), "aux": float(aux.detach())}, f
+        terms = {"mse": mse, **self.loss_terms(pre, f, x_norm), "aux": self.auxiliary_loss(pre, f, x_norm - x_hat)}
+        total = sum(terms.values())
+        return total, {name: float(term.detach()) for name, term in terms.items()}, f
+
+    def loss_terms(self, pre: torch.Tensor, f: torch.Tensor, x_norm: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The architecture's terms added to the MSE (logged by name): its sparsity penalty by default."""
+        return {"sparsity": self.sparsity_loss(pre, f)}
 
     def sparsity_loss(self, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return torch.zeros((), device=pre.device)
@@ -143,8 +158,7 @@ class SAE(nn.Module):
             param.data = param.data[keep].clone()
         self.W_enc.data = self.W_enc.data[:, keep].clone()
         self.inputs_since_fired = self.inputs_since_fired[keep].clone()
-        self.cfg.d_sae = int(keep.sum())
-        self.cfg.k = min(self.cfg.k, self.cfg.d_sae)
+        self.cfg.narrow(int(keep.sum()))
 
     def _latent_parameters(self) -> tuple[str, ...]:
         """Names of the subclass's other per-latent parameters (sliced by ``keep_latents``)."""

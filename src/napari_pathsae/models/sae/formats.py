@@ -11,14 +11,11 @@ import torch
 from ...data.outputs import atomic_folder
 from ...data.store import SAE_WEIGHTS_FILE, content_sha256
 from ...errors import PathsaeError
-from . import SAE, SAEConfig, build_sae
+from . import SAE, build_sae, registry
 
 CFG = "cfg.json"
 WEIGHTS = SAE_WEIGHTS_FILE
 SPARSITY = "sparsity.safetensors"
-#: Our architectures as SAELens names them (BatchTopK is saved in its JumpReLU inference form, as SAELens does).
-SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
-FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 
 def save_sae(
@@ -35,8 +32,9 @@ def save_sae(
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    entry = registry.get(sae.cfg.arch)  # its SAELens name and extra keys (BatchTopK: JumpReLU's inference form)
     cfg = {
-        "architecture": SAELENS_ARCH[sae.cfg.arch],
+        "architecture": entry.saelens,
         "d_in": sae.cfg.d_in,
         "d_sae": sae.cfg.d_sae,
         "dtype": "float32",
@@ -46,9 +44,8 @@ def save_sae(
         "reshape_activations": "none",
         "metadata": {"model_name": extra.get("encoder", {}).get("spec"), "hook_name": layer},
         "pathsae": {"config": sae.cfg.to_dict(), "layer": layer, **extra},
+        **entry.saelens_cfg(sae.cfg),
     }
-    if sae.cfg.arch == "topk":
-        cfg["k"] = sae.cfg.k
     directory.parent.mkdir(parents=True, exist_ok=True)
     with atomic_folder(directory, overwrite) as staging:
         save_file(sae.folded_weights(), str(staging / WEIGHTS))
@@ -95,7 +92,7 @@ def sae_provenance(directory: str | Path, cfg: dict) -> dict:
 
 
 def load_sae(directory: str | Path) -> tuple[SAE, dict]:
-    """An SAE acting on raw embeddings from our files or SAELens's (standard, topk, jumprelu)."""
+    """An SAE acting on raw embeddings from our files or SAELens's (the names registry.for_saelens reads)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -107,21 +104,21 @@ def load_sae(directory: str | Path) -> tuple[SAE, dict]:
         weights = load_file(str(directory / WEIGHTS))
     except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as exc:
         raise PathsaeError(f"{directory}: damaged SAE files ({exc})") from None
-    arch = FROM_SAELENS.get(cfg.get("architecture"))
-    if arch is None:
-        raise PathsaeError(f"{directory}: unsupported SAE architecture {cfg.get('architecture')!r}")
+    try:
+        entry = registry.for_saelens(cfg.get("architecture"))
+    except PathsaeError as exc:
+        raise PathsaeError(f"{directory}: {exc}") from None
     d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
     expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
     for name, shape in expected.items():
         if name not in weights or tuple(weights[name].shape) != shape:
             raise PathsaeError(f"{directory}: {name} missing or not {shape}")
-    sae = build_sae(SAEConfig(arch=arch, d_in=d_in, d_sae=d_sae, k=int(cfg.get("k", 32))))
+    sae = build_sae(entry.make_config({"d_in": d_in, "d_sae": d_sae, **entry.from_saelens(cfg)}))
     with torch.no_grad():
         for name in expected:
             getattr(sae, name).copy_(weights[name].float())
-        if arch == "jumprelu":
-            threshold = weights.get("threshold", torch.zeros(d_sae)).float().clamp_min(1e-12)
-            sae.log_threshold.copy_(threshold.log())
+        if entry.load_weights is not None:
+            entry.load_weights(sae, weights)
     if any(not math.isfinite(float(v.abs().sum())) for v in weights.values()):
         raise PathsaeError(f"{directory}: the SAE weights contain NaN or inf")
     return sae.eval(), cfg

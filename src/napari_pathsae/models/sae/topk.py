@@ -1,42 +1,48 @@
-"""TopK (Gao et al. 2024) and BatchTopK (Bussmann et al. 2024) SAEs (AuxK for dead latents: base.py)."""
+"""TopK SAE (Gao et al. 2024): the k largest latents of each input (AuxK for dead latents: base.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .base import SAE
+from ...errors import PathsaeError
+from .base import SAE, SAEConfig
+from .registry import Architecture, register
+
+
+@dataclass
+class TopKConfig(SAEConfig):
+    k: int = 32  # active latents per input
+
+    def narrow(self, d_sae: int) -> None:
+        super().narrow(d_sae)
+        self.k = min(self.k, d_sae)
+
+
+def check_k(cfg: TopKConfig) -> None:
+    """k active latents need at least k latents (TopK, BatchTopK and their kin)."""
+    if not 0 < cfg.k <= cfg.d_sae:
+        raise PathsaeError(f"k={cfg.k} must be between 1 and the SAE width {cfg.d_sae}")
+
+
+def k_from_saelens(cfg: dict) -> dict:
+    return {"k": int(cfg.get("k", 32))}
 
 
 class TopKSAE(SAE):
     """f keeps the k largest ReLU pre-activations of each input."""
+
+    cfg: TopKConfig
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         values, indices = torch.relu(pre).topk(self.cfg.k, dim=-1)
         return torch.zeros_like(pre).scatter_(-1, indices, values)
 
 
-class BatchTopKSAE(TopKSAE):
-    """Training keeps the k·B largest activations across the batch; inference uses a learned global threshold."""
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.register_buffer("threshold", torch.tensor(-1.0))
-
-    def activate(self, pre: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return self.inference_activate(pre)
-        relu = torch.relu(pre)
-        flat = relu.flatten()
-        keep = min(self.cfg.k * pre.shape[0], flat.numel())
-        values, indices = flat.topk(keep)
-        f = torch.zeros_like(flat).scatter_(0, indices, values).view_as(pre)
-        with torch.no_grad():  # running estimate of the smallest kept activation
-            smallest = values[values > 0].min() if (values > 0).any() else values.new_tensor(0.0)
-            self.threshold.copy_(smallest if self.threshold < 0 else 0.99 * self.threshold + 0.01 * smallest)
-        return f
-
-    def inference_activate(self, pre: torch.Tensor) -> torch.Tensor:
-        return pre * (pre > self.threshold.clamp_min(0))
-
-    def threshold_tensor(self) -> torch.Tensor:
-        return self.threshold.clamp_min(0).expand(self.cfg.d_sae).clone()
+register(
+    Architecture(
+        name="topk", sae=TopKSAE, config=TopKConfig, description="the k largest latents of each tile",
+        saelens="topk", saelens_cfg=lambda cfg: {"k": cfg.k}, from_saelens=k_from_saelens, check=check_k,
+    )
+)  # fmt: skip

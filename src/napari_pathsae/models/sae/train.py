@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from ...data.store import TileStore
 from ...errors import PathsaeError
-from . import SAE, SAEConfig, build_sae
+from . import SAE, build_sae, registry
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    arch: str = "topk"
+    """What one training run is told. Each field an architecture's config also has (k, l1_coefficient,
+    l0_coefficient) goes to that config (``Architecture.make_config``); the others it does not read."""
+
+    arch: str = "topk"  # a registry name (registry.architectures())
     expansion: int | None = None  # SAE width / embedding width; None: auto_width from the data
-    k: int = 32
-    l1_coefficient: float = 1e-2
-    l0_coefficient: float = 3e-3
+    k: int = 32  # active latents per input (TopK kin), or the L0 the thresholds start at (JumpReLU)
+    l1_coefficient: float = 1e-2  # for configs with an L1 penalty (ReLU)
+    l0_coefficient: float = 3e-3  # for configs with an L0 penalty (JumpReLU)
     layer: str = "pooled"
     seed: int = 0
     batch_size: int = 1024
@@ -30,8 +33,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         """Settings that cannot train are refused before any data is read."""
-        if self.arch not in ("relu", "topk", "batchtopk", "jumprelu"):
-            raise PathsaeError(f"unknown SAE architecture {self.arch!r} (relu, topk, batchtopk, jumprelu)")
+        registry.get(self.arch)  # an unknown name: one line listing the known ones
         for name in ("expansion", "k", "batch_size", "samples"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise PathsaeError(f"SAE {name} {getattr(self, name)} must be at least 1")
@@ -187,13 +189,13 @@ def train_sae(
     stream = EmbeddingStream(stores, options.layer, rng)
     device = torch.device(options.device)
     width = auto_width(stream.n, stream.width) if options.expansion is None else stream.width * options.expansion
-    cfg = SAEConfig(
-        arch=options.arch, d_in=stream.width, d_sae=width, k=options.k,
-        l1_coefficient=options.l1_coefficient, l0_coefficient=options.l0_coefficient,
-        dead_after=max(10 * options.batch_size, min(stream.n * 2, 200_000)),
+    entry = registry.get(options.arch)
+    cfg = entry.make_config(
+        {**asdict(options), "d_in": stream.width, "d_sae": width,
+         "dead_after": max(10 * options.batch_size, min(stream.n * 2, 200_000))}
     )  # fmt: skip
-    if options.arch in ("topk", "batchtopk") and not 0 < options.k <= cfg.d_sae:
-        raise PathsaeError(f"k={options.k} must be between 1 and the SAE width {cfg.d_sae}")
+    if entry.check is not None:
+        entry.check(cfg)
     sae = build_sae(cfg).to(device)
     mean, scale = normalisation_stats(stream)
     sae.set_normalisation(mean.to(device), scale.to(device))
@@ -204,8 +206,8 @@ def train_sae(
     optimiser = torch.optim.Adam(sae.parameters(), lr=options.lr, betas=(0.9, 0.999))
     start = time.perf_counter()
     batches = stream.batches(batch_size)
-    if hasattr(sae, "init_thresholds"):
-        sae.init_thresholds(sae.normalise(torch.from_numpy(next(batches)).to(device)))
+    if entry.initialise is not None:
+        entry.initialise(sae, sae.normalise(torch.from_numpy(next(batches)).to(device)))
     last: dict[str, float] = {}
     for step in range(steps):
         x = sae.normalise(torch.from_numpy(next(batches)).to(device))
