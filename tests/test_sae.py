@@ -177,7 +177,7 @@ def test_registry_names_are_the_cli_and_panel_choices():
     from pathlib import Path
 
     import napari_pathsae
-    from napari_pathsae.cli.commands import _parser
+    from napari_pathsae.cli.parser import build_parser as _parser
 
     assert architectures() == tuple(ARCHITECTURES) and "matryoshka" in architectures()
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -23,6 +23,11 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
+#: What ``--device`` and ``--dtype`` accept ("cuda:N" also picks a GPU through the API).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
 def choose_device(requested: str = "auto") -> torch.device:
     """cuda → mps → cpu for "auto"; "cuda:N" picks a GPU; an unavailable explicit device is a user error."""
     if requested == "auto":
@@ -39,7 +44,7 @@ def choose_device(requested: str = "auto") -> torch.device:
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise PathsaeError("--device mps: Apple MPS is not available")
     if kind not in ("cpu", "cuda", "mps") or (index and kind != "cuda"):
-        raise PathsaeError(f"unknown device {requested!r} (auto, cpu, cuda or mps)")
+        raise PathsaeError(f"unknown device {requested!r} ({', '.join(DEVICES[:-1])} or {DEVICES[-1]})")
     return torch.device(requested)
 
 
@@ -55,9 +60,9 @@ def choose_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
     """bf16 on CUDA GPUs that support it and on CPUs with native bf16; fp32 otherwise."""
     if requested != "auto":
         try:
-            return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[requested]
+            return getattr(torch, DTYPES[requested])
         except KeyError:
-            raise PathsaeError(f"unknown dtype {requested!r} (auto, fp32, bf16, fp16)") from None
+            raise PathsaeError(f"unknown dtype {requested!r} (auto, {', '.join(DTYPES)})") from None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_has_native_bf16():
