@@ -19,7 +19,7 @@ from pathlib import Path
 from measure import save
 
 from napari_pathsae.data.tiles import TileGeometry
-from napari_pathsae.engine.pipeline import EmbedOptions
+from napari_pathsae.engine.embed import EmbedOptions
 from napari_pathsae.engine.session import ExplorerSession
 from napari_pathsae.models.sae.train import TrainOptions
 

@@ -25,7 +25,7 @@ from measure import BENCHMARKS, python, run_process, save
 
 import napari_pathsae.models.sae.train as training
 from napari_pathsae.data.store import TileStore
-from napari_pathsae.engine.pipeline import train_to_folder
+from napari_pathsae.engine.encode import train_to_folder
 from napari_pathsae.models.sae.train import TrainOptions
 
 ENCODER = {"spec": "synthetic", "weights_sha256": "synthetic", "width": 384}

@@ -118,7 +118,8 @@ def her2st_model(tmp_path_factory, planted_outs):
     Returns the folder holding ``b4.zarr``, ``sae/`` and ``planted/`` (Space Ranger outs with PLANTED1).
     """
     from napari_pathsae.data.tiles import TileGeometry
-    from napari_pathsae.engine.pipeline import EmbedOptions, embed_slide, encode_store, train_to_folder
+    from napari_pathsae.engine.embed import EmbedOptions, embed_slide
+    from napari_pathsae.engine.encode import encode_store, train_to_folder
     from napari_pathsae.models.encoders import load_encoder
     from napari_pathsae.models.sae.train import TrainOptions
 

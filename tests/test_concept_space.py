@@ -17,7 +17,7 @@ from napari_pathsae.data.store import TileStore
 def grid_store(tmp_path_factory) -> TileStore:
     """The her2st B4 section's real tissue tile grid (112 µm tiles, 1038 of them), nothing embedded."""
     from napari_pathsae.data.tiles import TileGeometry
-    from napari_pathsae.engine.pipeline import EmbedOptions, open_tiles
+    from napari_pathsae.engine.embed import EmbedOptions, open_tiles
 
     slide, grid = open_tiles(HER2ST_HE, EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69))
     slide.close()

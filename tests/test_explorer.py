@@ -11,7 +11,7 @@ from napari_pathsae.analysis.features import argmax_feature, concept_weights, fe
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.tiles import TileGeometry
 from napari_pathsae.data.viewport import GridPlacement, patch_value_grid, tile_value_grid, tiles_in_view
-from napari_pathsae.engine.pipeline import EmbedOptions
+from napari_pathsae.engine.embed import EmbedOptions
 from napari_pathsae.engine.session import ExplorerSession
 from napari_pathsae.errors import PathsaeError
 
@@ -69,7 +69,7 @@ def test_lazy_tiles_match_the_cli_store_and_a_cli_run_finishes_the_store(her2st_
     )
     assert set(np.flatnonzero(again.computer.activated())) == set(chosen)
     # the CLI finishes what the viewer started, in the same store
-    from napari_pathsae.engine.pipeline import embed_slide
+    from napari_pathsae.engine.embed import embed_slide
     from napari_pathsae.models.encoders import load_encoder
 
     summary = embed_slide(HER2ST_HE, tmp_path / "lazy.zarr", load_encoder(TINY_ENCODER, dtype="fp32"), OPTIONS)

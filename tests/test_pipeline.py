@@ -9,7 +9,7 @@ from conftest import SVS
 from napari_pathsae import PathsaeError, open_slide
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.tiles import TileGeometry, read_tiles, tile_grid
-from napari_pathsae.engine.pipeline import EmbedOptions, embed_slide, summary_line
+from napari_pathsae.engine.embed import EmbedOptions, embed_slide, summary_line
 from napari_pathsae.models.encoders import load_encoder
 
 TINY = "vit_tiny_patch16_224"
@@ -58,7 +58,7 @@ def test_a_killed_run_resumes_and_ends_with_the_clean_result(embedded, tiny, tmp
     store.root["done"][1:3] = False  # as if killed after chunk 0, with chunks 1-2 half written
     store.root["embeddings"]["pooled"][16:48] = np.nan
     store.root.attrs["complete"] = False
-    from napari_pathsae.engine.pipeline import train_to_folder
+    from napari_pathsae.engine.encode import train_to_folder
     from napari_pathsae.models.sae.train import TrainOptions
 
     with pytest.raises(PathsaeError, match="unfinished"):
@@ -93,7 +93,7 @@ def test_encoding_streams_chunks_into_the_store_with_the_sae_values(embedded, ti
 
     import torch
 
-    from napari_pathsae.engine.pipeline import encode_store
+    from napari_pathsae.engine.encode import encode_store
     from napari_pathsae.models.sae import SAEConfig, build_sae
     from napari_pathsae.models.sae.formats import load_sae, save_sae
 

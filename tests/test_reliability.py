@@ -26,7 +26,7 @@ from bad_inputs import CASES, TINY, Case
 from conftest import SVS
 from napari_pathsae.cli import main
 from napari_pathsae.data.store import TileStore
-from napari_pathsae.engine.pipeline import EmbedOptions, embed_batches
+from napari_pathsae.engine.embed import EmbedOptions, embed_batches
 from napari_pathsae.errors import PathsaeError
 from napari_pathsae.io.slides import open_slide
 from napari_pathsae.models.encoders import load_encoder

@@ -10,6 +10,7 @@ import pandas as pd
 from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..names import feature_names
+from .spots import correlation_table
 
 
 def read_tile_annotations(store: TileStore, path: str | Path) -> pd.DataFrame:
@@ -45,8 +46,6 @@ def read_tile_annotations(store: TileStore, path: str | Path) -> pd.DataFrame:
 
 def correlate_annotations(store_path, annotations, sae: str | None = None, everything: bool = False) -> pd.DataFrame:
     """Feature x annotation correlation table over the tiles that have both (``n_tiles``)."""
-    from .spots import correlation_table
-
     store = TileStore.open(store_path)
     activations = np.asarray(store.activations(sae)[:], dtype=np.float32)
     table = read_tile_annotations(store, annotations)

@@ -20,6 +20,7 @@ import torch
 from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..models.sae.formats import load_sae, sae_layer
+from .spots import min_active_spots
 
 #: Rows of the similarity matrices computed at once (memory: ROWS x d_sae_b floats).
 ROWS = 2048
@@ -184,8 +185,6 @@ def _same_inputs(cfg_a: dict, cfg_b: dict) -> bool:
 def match_summary(table: pd.DataFrame) -> str:
     """One line: how well A's features find a partner in B (medians). Given a store, only over A's features
     that fire on enough tiles: a feature firing on one tile correlates perfectly with any other such one."""
-    from .spots import min_active_spots
-
     parts, scope = [], ""
     keep = np.ones(len(table), bool)
     if "frequency_a" in table:

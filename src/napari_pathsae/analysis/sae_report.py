@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.identity import check_sae_fits_store
 from ..data.store import TileStore
 from ..errors import PathsaeError
-from ..models.sae.formats import load_sae, sae_layer
+from ..models.sae.formats import load_sae, sae_layer, sae_provenance
 from ..models.sae.train import DENSE_RATE
 from ..names import feature_names
+from .matching import match_saes
+from .spots import correlate_activations, min_active_spots
 
 #: Best-match activation r above which a feature counts as replicating in another seed (the PLUTO study
 #: reports ≈ 0.96 for its best-matched biological features).
@@ -97,9 +100,6 @@ def sae_report(
     """The report card of the SAE in ``sae_dir`` over ``stores``; with ``sample`` (a Visium sample of the first
     store's section) each feature's best gene under the spatial test; with ``other_sae`` (another seed)
     each feature's best-matched activation r there."""
-    from ..data.identity import check_sae_fits_store
-    from ..models.sae.formats import sae_provenance
-
     sae, cfg = load_sae(sae_dir)
     layer = sae_layer(cfg)
     for store in stores:  # another encoder's embeddings of the same width would give numbers about nothing
@@ -132,9 +132,6 @@ def _density_histogram(rate: np.ndarray) -> dict:
 def _stability(sae_dir, other_sae, store: TileStore) -> tuple[dict, pd.DataFrame]:
     """Each feature's best-matched activation r in the other SAE over the store's tiles, and a summary over
     the features that fire on enough tiles to correlate."""
-    from .matching import match_saes
-    from .spots import min_active_spots
-
     table = match_saes(sae_dir, other_sae, store)
     n = int(table["n_tiles"].iloc[0])
     firing = (table["frequency_a"] * n).round().to_numpy() >= min_active_spots(n)
@@ -156,8 +153,6 @@ def _stability(sae_dir, other_sae, store: TileStore) -> tuple[dict, pd.DataFrame
 def _biology(store: TileStore, sample, sae, layer: str, top: int) -> tuple[dict, pd.DataFrame]:
     """Each feature's best gene (by the spatial test's conservative r) and how many features have a gene that
     survives the spatial test."""
-    from .spots import correlate_activations
-
     x = np.asarray(store.embeddings(layer)[:], dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
     activations = np.full((len(x), sae.cfg.d_sae), np.nan, np.float32)

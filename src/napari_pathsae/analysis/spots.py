@@ -20,6 +20,8 @@ from ..errors import PathsaeError
 from ..io.visium import VisiumSample
 from ..names import feature_names
 from .probe import spatial_folds, zscore
+from .spatial_null import null_positions
+from .spatial_stats import conservative_r, distance_classes, effective_n, morans_i, spatial_p_values
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,6 @@ def correlate_activations(
     one line); with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their
     own tissue, tested at their true positions (the layout, hence the autocorrelation, is the same).
     The one recipe behind ``pathsae correlate``, the report card and the viewer's spots panel."""
-    from .spatial_null import null_positions
-
     coords = sample.spots_level0_xy * store.slide_mpp
     centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
     spot_values, covered = aggregate_to_spots(store, sample, activations, centres, weights)
@@ -274,8 +274,6 @@ def correlation_table(
     features, features and genes that depart from their median in fewer than ``min_active_spots`` spots,
     and constant genes get no row.
     """
-    from .spatial_stats import conservative_r, distance_classes, effective_n, morans_i, spatial_p_values
-
     keep = np.isfinite(features).all(axis=1) & np.isfinite(genes.to_numpy()).all(axis=1)
     f, g = features[keep], genes.to_numpy()[keep]
     n = len(f)

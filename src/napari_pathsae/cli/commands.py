@@ -38,7 +38,7 @@ def _progress_printer(label: str):
 def _embed(args: argparse.Namespace) -> None:
     from ..data.identity import visium_fingerprint
     from ..data.tiles import TileGeometry
-    from ..engine.pipeline import EmbedOptions, open_tiles, summary_line
+    from ..engine.embed import EmbedOptions, open_tiles, summary_line
 
     geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.min_tissue)
     for slide in args.slides:
@@ -80,7 +80,7 @@ def _embed(args: argparse.Namespace) -> None:
             checked[0].close()
     allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
     if tiles is not None:
-        from ..engine.pipeline import embed_slide
+        from ..engine.embed import embed_slide
         from ..models.encoders import load_encoder
 
         try:
@@ -125,7 +125,7 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ..engine.pipeline import train_to_folder
+    from ..engine.encode import train_to_folder
     from ..models.encoders import choose_device
     from ..models.sae.train import TrainOptions
 
@@ -150,7 +150,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from ..engine.pipeline import encode_store
+    from ..engine.encode import encode_store
 
     name = encode_store(args.store, args.sae, args.name)
     print(f"{args.store}: activations/{name} written")
@@ -163,7 +163,7 @@ DISCOVERY_COLUMNS = (("q", "naive Pearson"), ("spearman_q", "naive Spearman"), (
 def _correlate(args: argparse.Namespace) -> None:
     from ..analysis.annotations import correlate_annotations
     from ..data.outputs import writable_target
-    from ..engine.pipeline import correlate_store
+    from ..engine.encode import correlate_store
 
     if (args.visium is None) == (args.annotations is None):
         raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")

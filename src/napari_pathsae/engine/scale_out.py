@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pipeline import EmbedOptions
+from ..models.encoders import load_encoder
+from .embed import EmbedOptions, embed_slide
 
 _ENCODERS: dict[tuple, object] = {}  # per worker process
 
@@ -28,9 +29,6 @@ class EncoderRequest:
 
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
     import torch
-
-    from ..models.encoders import load_encoder
-    from .pipeline import embed_slide
 
     torch.set_num_threads(max(1, threads))
     device = request.device

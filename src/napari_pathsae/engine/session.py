@@ -25,7 +25,7 @@ from ..data.viewport import GridPlacement
 from ..errors import PathsaeError
 from ..io.visium import VisiumSample
 from ..names import feature_index, feature_name, layer_block
-from .pipeline import EmbedOptions
+from .embed import EmbedOptions
 from .tile_computer import TileComputer
 
 LABELS_FILE = "feature_labels.json"
@@ -91,7 +91,7 @@ class ExplorerSession:
 
     def train_sae(self, output: str | Path, options, progress=None) -> dict:
         """Train an SAE on this slide's embeddings (every tile computed), save it to ``output`` and use it."""
-        from .pipeline import train_to_folder
+        from .encode import train_to_folder
 
         missing = int((~self.computer.embedded).sum())
         if self.computer.n_tiles < MIN_TRAINING_TILES:

@@ -15,10 +15,11 @@ import torch
 
 from ..data.identity import check_sae_fits_store
 from ..data.store import writer_lock
+from ..data.tiles import read_tiles
 from ..errors import PathsaeError
 from ..models.encoders import Encoder
 from ..models.sae.base import SAE
-from .pipeline import EmbedOptions, embed_batches, prepare_store
+from .embed import EmbedOptions, embed_batches, prepare_store
 
 
 class TileComputer:
@@ -80,8 +81,6 @@ class TileComputer:
                     self.embedded[new[written]] = True
                     new = new[~written]
                     if len(new):
-                        from ..data.tiles import read_tiles
-
                         outputs = embed_batches(self.encoder, read_tiles(self.slide, self.grid, new), self.options)
                         self.store.write_tiles(new, outputs)
                         self.embedded[new] = True

@@ -14,6 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from ..analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
 from ..data.outputs import atomic_output, writable_target
 from ..data.store import TileStore
 from ..errors import PathsaeError
@@ -170,8 +171,6 @@ def export_spots(
 ) -> int:
     """Visium spot table: aggregated tile features beside the spots' normalised expression, for the spots
     whose centres lie in the region (``bbox``, ``geojson`` and/or ``polygon``, as for tiles)."""
-    from ..analysis.spots import aggregate_to_spots, normalised_expression, report_spot_use
-
     checked_output(path, overwrite)
     array, kind = store.values(sae)
     values, covered = aggregate_to_spots(store, sample, np.asarray(array[:], dtype=np.float32))

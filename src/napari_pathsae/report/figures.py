@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.identity import verified_slide_path
+from ..data.outputs import atomic_output
 from ..data.store import TileStore
 from ..data.viewport import tile_value_grid
+from ..io.slides import open_slide
 
 #: Longest side of the tissue image drawn under the maps.
 THUMBNAIL_PX = 1600
@@ -32,9 +35,6 @@ def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float,
     """A small RGB image of the store's slide (None when the slide file is gone; refused when the file at
     its path is another one) and the level-0 box to show: (width, height, then the tiles' bounds with a
     tile's margin: x0, y0, x1, y1)."""
-    from ..data.identity import verified_slide_path
-    from ..io.slides import open_slide
-
     height, width = store.provenance["slide_shape_yx"]
     coords, side = store.coords, store.tile_side0
     x0, y0 = np.clip(coords.min(axis=0) - side, 0, None)
@@ -98,8 +98,6 @@ def draw_spot_map(ax, xy: np.ndarray, values: np.ndarray, diameter: float, backg
 
 def save(figure, path: str | Path) -> Path:
     """Write the figure as a PNG, atomically."""
-    from ..data.outputs import atomic_output
-
     with atomic_output(path, overwrite=True) as temp:
         figure.savefig(temp, dpi=90, format="png")
     return Path(path)

@@ -20,7 +20,7 @@ from napari.utils import progress as napari_progress
 from qtpy.QtWidgets import QSizePolicy
 
 from ...data.tiles import TileGeometry
-from ...engine.pipeline import EmbedOptions
+from ...engine.embed import EmbedOptions
 from ...engine.session import ExplorerSession
 from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
