@@ -1,17 +1,20 @@
-"""How long the UI thread is held while viewport inference runs and the user pans (run under Xvfb).
+"""How long the UI thread is held: by each click, and while viewport inference runs as the user pans (Xvfb).
 
 A 5 ms heartbeat timer on the UI thread records every gap between its ticks (any stall, whoever
-causes it), and the plugin's own UI-thread slots (heatmap refresh, view request, feature selection)
-are timed directly. The camera pans to a new part of the section every 0.4 s while the worker
-computes tiles into a fresh store.
+causes it) while the camera pans to a new part of the section every 0.4 s: napari alone, five
+heatmaps while the worker computes tiles into a fresh store, the same heatmaps cached, and the
+first two again beside one extra CPU-bound process (a busy machine). Each click (Open, add a panel,
+load, select 1 and 5 features, argmax, concepts, new region layer, export) is timed from its handler
+to the event loop's next turn; the work it started in the background is timed apart.
 
-usage: python benchmarks/viewer_responsiveness.py WORK_DIR [ENCODER]
+usage: python benchmarks/viewer_responsiveness.py WORK_DIR [--encoder E] [--moves N] [--out DIR]
 (WORK_DIR holds sae/ as the tests' her2st_model fixture makes it, trained on that encoder's embeddings)
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +23,7 @@ from pathlib import Path
 import napari
 import numpy as np
 import torch
+from measure import save
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
@@ -62,7 +66,7 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def pan(viewer, follow, moves: int = 40) -> dict:
+def pan(viewer, state, seed: int, moves: int) -> dict:
     """Pan to ``moves`` random places 0.4 s apart, with a 5 ms UI-thread heartbeat; its gaps in ms."""
     gaps: list[float] = []
     last = [time.perf_counter()]
@@ -75,9 +79,9 @@ def pan(viewer, follow, moves: int = 40) -> dict:
     heartbeat = QTimer()
     heartbeat.timeout.connect(beat)
     heartbeat.start(5)
-    rng = np.random.default_rng(0 if follow is None else 1)
+    rng = np.random.default_rng(seed)
     camera = camera_of(viewer)
-    before = 0 if follow is None else int(follow.session.computer.activated().sum())
+    before = int(state.session.activated().sum())
     start = time.perf_counter()
     for _ in range(moves):
         camera.center = (0, float(rng.uniform(2500, 6000)), float(rng.uniform(1500, 5500)))
@@ -85,51 +89,119 @@ def pan(viewer, follow, moves: int = 40) -> dict:
     seconds = time.perf_counter() - start
     heartbeat.stop()
     beats = np.asarray(gaps[1:])
-    result = {
+    computed = int(state.session.activated().sum()) - before
+    return {
         "seconds": round(seconds, 1),
         "gap_p50_ms": round(float(np.percentile(beats, 50)), 1),
         "gap_p99_ms": round(float(np.percentile(beats, 99)), 1),
         "gap_max_ms": round(float(beats.max()), 1),
         "gaps_over_50ms": int((beats > 50).sum()),
         "ticks": len(beats),
+        "tiles_computed": computed,
+        "tiles_per_s": round(computed / seconds, 1),
     }
-    if follow is not None:
-        computed = int(follow.session.computer.activated().sum()) - before
-        result.update(tiles_computed=computed, tiles_per_s=round(computed / seconds, 1))
-    return result
 
 
-def main(work: Path, encoder: str = "vit_tiny_patch16_224") -> dict:
+def click_ms(action) -> float:
+    """Time from a click's handler starting to the event loop's next turn (what the user feels)."""
+    turned = []
+    start = time.perf_counter()
+    action()
+    QTimer.singleShot(0, lambda: turned.append(time.perf_counter()))
+    while not turned:
+        QApplication.processEvents()
+    return round((turned[0] - start) * 1000, 1)
+
+
+def wait_for(condition, timeout: float = 300.0) -> float:
+    """Pump events until ``condition()``; seconds waited (the background part of a click)."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError("the viewer did not finish in time")
+        pump(0.02)
+    return round(time.perf_counter() - start, 2)
+
+
+def busy_process() -> subprocess.Popen:
+    """One extra CPU-bound process: the 'busy machine' of the goals."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> dict:
     timed(HeatmapPainter, "_refresh_next", "painter.refresh_one_layer")
     timed(HeatmapPainter, "paint", "painter.paint")
     timed(ViewportWorker, "request_view", "worker.request_view")
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
+    clicks, background = {}, {}
     opener = OpenSampleWidget(viewer)
     opener.slide.value, opener.visium.value, opener.mpp.value = DATA / "B4_HE.jpg", DATA / "spaceranger_outs", 0.69
-    opener.open()
-    _, model = viewer.window.add_plugin_dock_widget("napari-pathsae", "Model and inference")
+    clicks["open"] = click_ms(opener.open)
+    background["open_s"] = wait_for(lambda: opener.open_button.enabled)
+    model = None
+
+    def add_model_panel() -> None:
+        nonlocal model
+        _, model = viewer.window.add_plugin_dock_widget("napari-pathsae", "Model and inference")
+
+    clicks["add_model_panel"] = click_ms(add_model_panel)
+    _, browser = viewer.window.add_plugin_dock_widget("napari-pathsae", "Feature browser")
+    _, concepts = viewer.window.add_plugin_dock_widget("napari-pathsae", "Concepts")
+    _, export = viewer.window.add_plugin_dock_widget("napari-pathsae", "Region export")
     model.reset_choices()
     store = Path(tempfile.mkdtemp()) / "fresh.zarr"
     model.encoder.value, model.sae_dir.value, model.store.value = encoder, work / "sae", store
     model.follow_view.value = False
     state = state_for(viewer)
-    model.load_button.clicked()
-    while state.session is None:
-        pump(0.05)
+    clicks["load_model"] = click_ms(model.load_button.clicked)
+    background["load_model_s"] = wait_for(lambda: state.session is not None)
     worker = state.worker
-    state.select([0, 1, 2])  # three heatmaps refilled on every batch
     camera_of(viewer).zoom = 1.5
-    baseline = pan(viewer, follow=None)
+    heartbeat = {"napari_alone": pan(viewer, state, 0, moves)}
+    clicks["select_1_feature"] = click_ms(lambda: state.select([0]))
+    clicks["select_5_features"] = click_ms(lambda: state.select([0, 1, 2, 3, 4]))
     worker.follow_view(True)
-    computing = pan(viewer, follow=state)
+    heartbeat["heatmaps_while_computing"] = pan(viewer, state, 1, moves)
     worker.follow_view(False)
-    state.select([3, 4, 5])  # a new selection reuses the three heatmap layers
+    worker.wait_idle()
+    heartbeat["cached_heatmaps"] = pan(viewer, state, 1, moves)  # the same places, now computed
+    hog = busy_process()
+    try:
+        state.select([])
+        heartbeat["busy_napari_alone"] = pan(viewer, state, 0, moves)
+        state.select([0, 1, 2, 3, 4])
+        worker.follow_view(True)
+        heartbeat["busy_heatmaps_while_computing"] = pan(viewer, state, 2, moves)
+        worker.follow_view(False)
+        worker.wait_idle()
+    finally:
+        hog.kill()
+    clicks["argmax"] = click_ms(browser.add_argmax_layer)
+    background["argmax_s"] = wait_for(lambda: "pathsae argmax feature" in viewer.layers)
+    clicks["concepts"] = click_ms(concepts.run)
+    background["concepts_s"] = wait_for(lambda: concepts.run_button.enabled)
+    clicks["new_region_layer"] = click_ms(export.add_region_layer)
+    centre = np.asarray(camera_of(viewer).center[-2:])
+    viewer.layers[export.shapes.value].add_rectangles(np.array([centre - 300, centre + 300]))
+    export.output.value = store.parent / "region.csv"
+    clicks["export"] = click_ms(export.export)
+    background["export_s"] = wait_for(lambda: export.export_button.enabled)
+    ratio = {
+        calm: round(heartbeat[busy]["gap_p99_ms"] / heartbeat[alone]["gap_p99_ms"], 2)
+        for calm, busy, alone in (
+            ("idle", "heatmaps_while_computing", "napari_alone"),
+            ("busy", "busy_heatmaps_while_computing", "busy_napari_alone"),
+        )
+    }
     result = {
         "encoder": encoder,
-        "torch_threads": torch.get_num_threads(),
-        "panning_only": baseline,
-        "panning_while_computing": computing,
+        "worker_process": state.session.computer.remote is not None,
+        "ui_torch_threads": torch.get_num_threads(),
+        "heartbeat": heartbeat,
+        "computing_p99_over_napari_alone": ratio,
+        "click_to_next_turn_ms": clicks,
+        "background_s": background,
         "plugin_slots_ms": {key: summary(v) for key, v in SLOTS.items()},
     }
     state.close()
@@ -138,4 +210,10 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224") -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(Path(sys.argv[1]), *sys.argv[2:]), indent=1))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path, help="a folder holding sae/ (the tests' her2st_model fixture)")
+    parser.add_argument("--encoder", default="vit_tiny_patch16_224")
+    parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    save("viewer_responsiveness", main(args.work, args.encoder, args.moves), args.out)

@@ -2,8 +2,9 @@
 
 Cold: a fresh store, ViT-S (random init) and a TopK SAE; the tiles of a 1920 x 1080 px view at
 0.5 µm/px (20x) are computed nearest-first in the viewer's batches, through the same
-``ExplorerSession.compute`` the viewport worker calls, with all cores (the napari worker leaves one
-to the UI). Three views, each on tiles not computed before.
+``ExplorerSession.compute`` the viewport worker calls. Three views, each on tiles not computed
+before, twice in one run: in this process with every core but one (the viewer before issue 17),
+and through the viewer's worker process (which also leaves napari a core), on a second fresh store.
 
 Cached (under Xvfb): napari shows the slide and a heatmap of that region; for each pan (50–400
 screen px) or zoom (x1.25 or /1.25) the time from the camera change to the end of the next canvas
@@ -15,6 +16,7 @@ draw (the frame showing the heatmap at its new place) is recorded.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -59,8 +61,11 @@ def cold_views(session: ExplorerSession, centres_um: list[np.ndarray]) -> list[d
     return results
 
 
-def cached_frames(session: ExplorerSession, slide_path: Path, centre_um: np.ndarray, moves: int) -> dict:
-    """Camera change → end of the next draw, for pans and zooms over computed tiles (napari, Xvfb)."""
+def cached_frames(
+    session: ExplorerSession, slide_path: Path, centre_um: np.ndarray, moves: int, heatmaps: int = 1
+) -> dict:
+    """Camera change → end of the next draw, for pans and zooms over computed tiles with ``heatmaps``
+    feature layers shown (napari, Xvfb)."""
     import napari
     from napari.layers import Layer
     from qtpy.QtWidgets import QApplication
@@ -73,7 +78,8 @@ def cached_frames(session: ExplorerSession, slide_path: Path, centre_um: np.ndar
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1920, 1200)
     viewer.add_layer(Layer.create(*slide_layer(open_slide(slide_path))))
-    viewer.add_layer(Layer.create(*heatmap_layer(session, 0)))
+    for feature in range(heatmaps):
+        viewer.add_layer(Layer.create(*heatmap_layer(session, feature, feature)))
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
     draws: list[float] = []
     canvas.events.draw.connect(lambda _: draws.append(time.perf_counter()))
@@ -127,14 +133,29 @@ def main() -> None:
     slide = slide_of_side(args.work_dir, args.side)
     store = args.work_dir / "viewport.zarr"
     shutil.rmtree(store, ignore_errors=True)
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, cores - 1))  # as the viewer's worker, in either process
     session = ExplorerSession.load(slide, store, args.encoder)
-    session.attach_sae(random_sae(args.work_dir / "viewport_sae", session.computer.encoder.width))
+    sae = random_sae(args.work_dir / "viewport_sae", session.computer.encoder.width)
+    session.attach_sae(sae)
     middle = args.side * session.store.slide_mpp / 2
     offsets = [(0, 0), (0, 1100), (700, -1100)] if not args.smoke else [(0, 0)]
     centres = [np.array([middle + dy, middle + dx]) for dy, dx in offsets]
-    result = {"encoder": args.encoder, "torch_threads": torch.get_num_threads(), "cold": cold_views(session, centres)}
+    result = {"encoder": args.encoder, "torch_threads": torch.get_num_threads(),
+              "device": str(session.encoder.device), "cold": cold_views(session, centres)}  # fmt: skip
+    store_remote = args.work_dir / "viewport_worker.zarr"
+    shutil.rmtree(store_remote, ignore_errors=True)
+    remote = ExplorerSession.load(slide, store_remote, args.encoder, sae, worker_process=True)
+    result["cold_worker_process"] = cold_views(remote, centres)
+    remote.close()
+    seconds = {key: sum(view["all_s"] for view in result[key]) for key in ("cold", "cold_worker_process")}
+    result["worker_process_over_in_process"] = round(seconds["cold_worker_process"] / seconds["cold"], 3)
     if not args.no_viewer:
         result["cached"] = cached_frames(session, slide, centres[0], args.moves)
+        result["cached_10_heatmaps"] = cached_frames(session, slide, centres[0], args.moves, heatmaps=10)
+        result["pan_p95_10_over_1_heatmap"] = round(
+            result["cached_10_heatmaps"]["pan"]["p95_ms"] / result["cached"]["pan"]["p95_ms"], 3
+        )
     session.close()
     save("viewport" + ("_smoke" if args.smoke else ""), result, args.out)
 

@@ -66,6 +66,9 @@ def test_open_large_slide_smoke(tmp_path):
 def test_viewport_smoke(tmp_path):
     result = smoke("viewport.py", tmp_path)
     assert result["cold"][0]["tiles"] > 0 and result["cold"][0]["all_s"] >= result["cold"][0]["first_batch_s"]
+    assert result["cold_worker_process"][0]["tiles"] == result["cold"][0]["tiles"]
+    assert result["worker_process_over_in_process"] > 0
+    assert result["cached_10_heatmaps"]["pan"]["n"] == 3 and result["pan_p95_10_over_1_heatmap"] > 0
     assert result["cached"]["pan"]["n"] == 3 and result["cached"]["zoom"]["p95_ms"] > 0
 
 
@@ -76,3 +79,17 @@ def test_panel_training_smoke(tmp_path):
     assert cli["trained_width"] == auto_width(result["tiles"], 192)  # the width from the data
     for run in (panel, cli):  # latents that never fired are removed: none is dead on the training tiles
         assert 0 < run["d_sae"] <= run["trained_width"] and run["dead_fraction"] == 0 and run["steps"] >= 1000
+
+
+def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
+    """Clicks and heartbeat phases in a real window on the her2st section, two pans each (CI runs it under Xvfb)."""
+    command = [sys.executable, str(BENCHMARKS / "viewer_responsiveness.py"), str(her2st_model), "--moves", "2"]
+    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "viewer_responsiveness.json").read_text())
+    assert result["worker_process"] and set(result["click_to_next_turn_ms"]) == {
+        "open", "add_model_panel", "load_model", "select_1_feature", "select_5_features", "argmax", "concepts",
+        "new_region_layer", "export",
+    }  # fmt: skip
+    assert result["heartbeat"]["heatmaps_while_computing"]["tiles_computed"] > 0
+    assert all(phase["gap_p99_ms"] > 0 for phase in result["heartbeat"].values())

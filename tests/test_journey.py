@@ -114,6 +114,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     opener = dock(viewer, "Open slide / Visium")
     opener.slide.value, opener.visium.value, opener.mpp.value = HER2ST_HE, planted_outs, MPP
     click(qtbot, opener.open_button)
+    wait(lambda: len(viewer.layers) == 2, timeout=60_000)  # read on a worker thread: the click returns at once
     assert [layer.metadata["pathsae"]["kind"] for layer in viewer.layers] == ["slide", "spots"]
     assert viewer.scale_bar.visible
     spots = viewer.layers[1]
@@ -243,6 +244,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     assert f"concept: concept {label}:" in str(status)
     # the argmax map: its legend names features, and so does hovering (never feature + 1)
     click(qtbot, browser.argmax_button)
+    wait(lambda: "pathsae argmax feature" in viewer.layers, timeout=60_000)  # computed off the UI thread
     argmax = viewer.layers["pathsae argmax feature"]
     winner = int(np.nanargmax(session.activations[100]))
     status = argmax.get_status(((world[0] + world[2]) / 2, (world[1] + world[3]) / 2), world=True)
@@ -298,6 +300,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     opener = dock(viewer, "Open slide / Visium")
     opener.slide.value, opener.visium.value, opener.mpp.value = HER2ST_HE, planted_outs, MPP
     click(qtbot, opener.open_button)
+    wait(lambda: len(viewer.layers) == 2, timeout=60_000)
     model = dock(viewer, "Model and inference")
     browser = dock(viewer, "Feature browser")
     concepts = dock(viewer, "Concepts")

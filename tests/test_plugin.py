@@ -68,6 +68,8 @@ def test_open_widget_adds_aligned_layers(make_napari_viewer, qtbot):
     widget.mpp.value = 0.69
     widget.genes.value = "ERBB2, KRT19"
     widget.open_button.clicked()
+    assert not widget.open_button.enabled and widget.status.value.startswith("opening B4_HE.jpg, spaceranger_outs")
+    qtbot.waitUntil(lambda: widget.open_button.enabled, timeout=60_000)  # read off the UI thread
     image, spots = viewer.layers
     assert image.metadata["pathsae"]["world_mpp"] == 0.69 and image.scale[0] == pytest.approx(0.69)
     assert list(spots.features.columns)[-2:] == ["ERBB2", "KRT19"]
@@ -77,7 +79,7 @@ def test_open_widget_adds_aligned_layers(make_napari_viewer, qtbot):
     assert "world units: µm" in widget.status.value
 
 
-def test_open_widget_reports_a_bad_file_in_one_line(make_napari_viewer, tmp_path):
+def test_open_widget_reports_a_bad_file_in_one_line(make_napari_viewer, qtbot, tmp_path):
     from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
 
     (tmp_path / "fake.svs").write_bytes(b"not a slide at all")
@@ -85,6 +87,7 @@ def test_open_widget_reports_a_bad_file_in_one_line(make_napari_viewer, tmp_path
     widget = OpenSampleWidget(viewer)
     widget.slide.value = tmp_path / "fake.svs"
     widget.open_button.clicked()
+    qtbot.waitUntil(lambda: widget.open_button.enabled, timeout=60_000)
     assert len(viewer.layers) == 0
     assert widget.status.value.startswith("fake.svs: not a readable TIFF")
     assert "\n" not in widget.status.value

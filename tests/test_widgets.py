@@ -17,12 +17,13 @@ from napari_pathsae.report.export import region_mask
 MPP = 0.69
 
 
-def open_section(viewer, outs=HER2ST_OUTS):
+def open_section(viewer, qtbot, outs=HER2ST_OUTS):
     from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
 
     opener = OpenSampleWidget(viewer)
     opener.slide.value, opener.visium.value, opener.mpp.value = HER2ST_HE, outs, MPP
     opener.open()
+    qtbot.waitUntil(lambda: opener.open_button.enabled, timeout=60_000)
     return viewer.layers[0], viewer.layers[1]
 
 
@@ -51,7 +52,7 @@ def click_row(qtbot, table, row: int, modifier=Qt.KeyboardModifier.NoModifier) -
 @pytest.fixture
 def explorer(make_napari_viewer, qtbot, her2st_model):
     viewer = make_napari_viewer()
-    image, spots = open_section(viewer, her2st_model / "planted")
+    image, spots = open_section(viewer, qtbot, her2st_model / "planted")
     panel, state = load_model(viewer, qtbot, her2st_model / "b4.zarr", her2st_model / "sae")
     yield viewer, state, image, spots, panel
     state.close()
@@ -100,7 +101,9 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     assert state.selected == [second] and f"pathsae f{first}" not in viewer.layers
     click_row(qtbot, browser.table, browser.row_of(first))
     assert f"pathsae f{first}" in viewer.layers and f"pathsae f{second}" not in viewer.layers
-    argmax = browser.add_argmax_layer()
+    browser.add_argmax_layer()
+    qtbot.waitUntil(lambda: "pathsae argmax feature" in viewer.layers, timeout=60_000)
+    argmax = viewer.layers["pathsae argmax feature"]
     assert argmax.data[rc[5, 0], rc[5, 1]] == acts[5].argmax() + 1
 
 
@@ -108,7 +111,7 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
 def lazy_explorer(make_napari_viewer, qtbot, her2st_model, tmp_path):
     """The section open with the model loaded over an empty store (tiles compute as viewed): (viewer, state)."""
     viewer = make_napari_viewer()
-    open_section(viewer)
+    open_section(viewer, qtbot)
     _, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
     return viewer, state
 

@@ -27,6 +27,7 @@ from ..io.visium import VisiumSample
 from ..names import feature_index, feature_name, layer_block
 from .embed import EmbedOptions
 from .tile_computer import TileComputer
+from .worker_process import TileWorkerProcess, WorkerSpec
 
 LABELS_FILE = "feature_labels.json"
 
@@ -60,20 +61,38 @@ class ExplorerSession:
         allow_random: bool | None = None,
         architecture: str | None = None,
         dtype: str = "auto",
+        worker_process: bool = False,
     ) -> ExplorerSession:
-        """Load the encoder, open or create the slide's store, and attach the SAE when given."""
+        """Load the encoder, open or create the slide's store, and attach the SAE when given.
+
+        ``worker_process``: the encoder runs in a separate process (the viewer's), this one only reads the store."""
         from ..models.encoders import load_encoder
         from ..models.sae.formats import read_cfg, sae_layer
 
-        encoder = load_encoder(encoder_spec, architecture, device=device, dtype=dtype, allow_random=allow_random)
         options = options or EmbedOptions()
         if sae_dir is not None:
             layer = sae_layer(read_cfg(sae_dir))
             if (block := layer_block(layer)) is not None:
                 options = replace(options, layers=(block,))
-        session = cls(TileComputer(slide_path, store_path, encoder, options))
+        if worker_process:
+            spec = WorkerSpec(str(slide_path), str(store_path), encoder_spec, options, architecture, device, dtype,
+                              allow_random)  # fmt: skip
+            remote = TileWorkerProcess(spec)
+            try:
+                computer = TileComputer(slide_path, store_path, None, options, remote)
+            except BaseException:
+                remote.stop()
+                raise
+        else:
+            encoder = load_encoder(encoder_spec, architecture, device=device, dtype=dtype, allow_random=allow_random)
+            computer = TileComputer(slide_path, store_path, encoder, options)
+        session = cls(computer)
         if sae_dir is not None:
-            session.attach_sae(sae_dir)
+            try:
+                session.attach_sae(sae_dir)
+            except BaseException:
+                session.close()  # a worker process is not left behind
+                raise
         return session
 
     def attach_sae(self, sae_dir: str | Path) -> None:
@@ -306,6 +325,12 @@ class ExplorerSession:
         if rows.empty and column == "gene":
             raise PathsaeError(f"gene {key!r} was not correlated (not detected in enough spots?)")
         return rows.sort_values("spearman_r_bound", ascending=False).head(top).reset_index(drop=True)
+
+    def restart_worker(self) -> None:
+        """Start a new worker process after the last one stopped (the viewer's sessions only)."""
+        if self.computer.remote is None:
+            raise PathsaeError("this session computes in its own process: there is no worker to restart")
+        self.computer.restart_remote()
 
     def close(self) -> None:
         self.computer.close()

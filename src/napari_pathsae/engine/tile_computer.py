@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from ..data.identity import check_sae_fits_store
-from ..data.store import writer_lock
+from ..data.store import TileStore, writer_lock
 from ..data.tiles import read_tiles
 from ..errors import PathsaeError
 from ..models.encoders import Encoder
 from ..models.sae.base import SAE
-from .embed import EmbedOptions, embed_batches, prepare_store
+from .embed import EmbedOptions, embed_batches, open_tiles, prepare_store
+from .worker_process import TileWorkerProcess
 
 
 class TileComputer:
@@ -29,14 +30,22 @@ class TileComputer:
         self,
         slide_path: str | Path,
         store_path: str | Path,
-        encoder: Encoder,
+        encoder: Encoder | None,
         options: EmbedOptions | None = None,
+        remote: TileWorkerProcess | None = None,
     ):
-        self.encoder = encoder
         self.options = options = options or EmbedOptions()
-        self.store, self.slide, self.grid = prepare_store(slide_path, store_path, encoder, options)
+        self.remote = remote
+        if remote is None:
+            self.encoder = encoder
+            self.store, self.slide, self.grid = prepare_store(slide_path, store_path, encoder, options)
+        else:  # the worker has created or resumed the store (and checked its identity)
+            self.encoder = remote.encoder
+            self.slide, self.grid = open_tiles(slide_path, options)
+            self.store = TileStore.open(store_path, mode="r+")
         self.embedded = self.store.embedded_tiles()
-        self._mark_complete_when_embedded()
+        if remote is None:
+            self._mark_complete_when_embedded()
         self.sae: SAE | None = None
         self.sae_name: str | None = None
         self.activations: np.ndarray | None = None  # (N, F) float32, NaN rows not computed
@@ -51,6 +60,9 @@ class TileComputer:
         """Use this SAE from now on (refused on a store of another encoder or layer); its activations
         already in the store are loaded."""
         layer = check_sae_fits_store(provenance, self.store, sae.cfg.d_in)
+        if self.remote is not None:
+            self.remote.set_sae(provenance["path"])  # the worker first: it creates the activation array
+        self._sae_path = provenance["path"]
         with self._lock:
             self.sae, self.sae_name, self._layer = sae.eval(), name, layer
             self._sae_array = self.store.activation_array(name, sae.cfg.d_sae, provenance)
@@ -73,6 +85,8 @@ class TileComputer:
     def compute(self, indices: np.ndarray) -> np.ndarray:
         """Embed the tiles not yet embedded, encode them all with the SAE; returns (n, F) activations."""
         indices = np.unique(np.asarray(indices, dtype=np.int64))
+        if self.remote is not None:
+            return self._compute_remotely(indices)
         with self._lock:
             new = indices[~self.embedded[indices]]
             if len(new):
@@ -93,6 +107,25 @@ class TileComputer:
             self._sae_array.oindex[indices] = values
             self.activations[indices] = values
         return values
+
+    def _compute_remotely(self, indices: np.ndarray) -> np.ndarray:
+        """The worker writes the tiles; this side reads back their done flags and activations."""
+        with self._lock:
+            self.remote.compute(indices)
+            self.embedded[indices] = self.store.embedded_tiles(indices)
+            if self.sae is None:
+                return np.empty((len(indices), 0), np.float32)
+            values = np.asarray(self._sae_array.oindex[indices], dtype=np.float32)
+            self.activations[indices] = values
+        return values
+
+    def restart_remote(self) -> None:
+        """A new worker process in place of a stopped one, on the same store and SAE."""
+        with self._lock:
+            self.remote.stop()
+            self.remote = TileWorkerProcess(self.remote.spec)
+            if self.sae is not None:
+                self.remote.set_sae(self._sae_path)
 
     def _mark_complete_when_embedded(self) -> None:
         """A store whose every tile is embedded is complete, however it got there (viewer, CLI, with or
@@ -118,4 +151,6 @@ class TileComputer:
         return values.reshape(n, side, side)
 
     def close(self) -> None:
+        if self.remote is not None:
+            self.remote.stop()
         self.slide.close()

@@ -59,7 +59,9 @@ class Demo:
         self.folder.mkdir(parents=True, exist_ok=True)
         opener = self.panels["Open slide / Visium"]
         opener.slide.value = SKIN_SLIDE
-        opener.open()
+        opener.open(on_opened=self._opened)
+
+    def _opened(self, _layers: list) -> None:
         model = self.panels["Model and inference"]
         model.encoder.value = DEMO_ENCODER
         model.tile_um.value = DEMO_TILE_UM

@@ -8,13 +8,17 @@ Every painted layer carries its legend on the canvas: its name, and a colorbar f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from napari.utils.colormaps import Colormap
 
 from ..data.viewport import patch_value_grid, tile_value_grid
-from ..engine.session import ExplorerSession
 from ..names import LayerKind
+
+if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a panel opens
+    from ..engine.session import ExplorerSession
 
 #: Hues of successive selected features.
 HUES = {

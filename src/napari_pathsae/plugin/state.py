@@ -6,12 +6,15 @@ import contextlib
 import logging
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
-from ..engine.session import ExplorerSession
 from ..names import LayerKind
+
+if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a panel opens
+    from ..engine.session import ExplorerSession
 
 log = logging.getLogger(__name__)
 #: Closing the window waits this long for background jobs (a cancelled training ends within 50 steps).
@@ -24,6 +27,7 @@ class ExplorerState(QObject):
     session_changed = Signal()
     tiles_computed = Signal(object)  # np.ndarray of tile indices just computed
     whole_slide_progress = Signal(int, int)  # done, total of the whole-slide run
+    worker_stopped = Signal(object)  # WorkerStopped: the inference process is gone (restart_worker starts one)
     selection_changed = Signal(object)  # list[int] of selected features
     current_changed = Signal(object)  # int | None: the feature the dashboard and spots panel follow
     correlations_changed = Signal()
@@ -63,6 +67,7 @@ class ExplorerState(QObject):
 
         self.worker = ViewportWorker(self)
         self.worker.whole_slide_progress.connect(self.notify_progress)
+        self.worker.stopped.connect(self.notify_stopped)
         self.session_changed.emit()
 
     def select(self, features: list[int], current: int | None = None) -> None:
@@ -97,6 +102,10 @@ class ExplorerState(QObject):
         if self._window_open:
             self.whole_slide_progress.emit(done, total)
 
+    def notify_stopped(self, exc: Exception) -> None:
+        if self._window_open:
+            self.worker_stopped.emit(exc)
+
     def close(self) -> None:
         """Stop the worker (after its batch in flight) and background jobs, and close the session."""
         if self._closed:
@@ -104,7 +113,8 @@ class ExplorerState(QObject):
         self.cancel_training.set()
         if self.worker is not None:
             self.worker.stop()
-            for signal in (self.worker.computed, self.worker.whole_slide_progress, self.worker.failed):
+            worker = self.worker
+            for signal in (worker.computed, worker.whole_slide_progress, worker.failed, worker.stopped):
                 with contextlib.suppress(TypeError, RuntimeError):  # nothing connected
                     signal.disconnect()
         # background jobs (training stops at its next step) end before their Qt signals are deleted

@@ -1,4 +1,8 @@
-"""Viewport inference: tiles in view are computed on a worker thread, nearest to the centre first.
+"""Viewport inference: tiles in view are requested from a worker thread, nearest to the centre first.
+
+The thread hands each batch to the session, whose tiles are computed in the viewer's worker process
+(engine/worker_process.py) when the session has one: the thread then only waits on a pipe and reads
+the rows back, so neither the GIL nor the cores are taken from napari's drawing.
 
 The view queue is replaced (stale tiles dropped) each time the camera settles; at most the batch
 in flight finishes after the view moves. The whole-slide queue runs behind it. Results reach the
@@ -14,6 +18,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..data.viewport import tiles_in_view
+from ..engine.worker_process import WorkerStopped
 from .notify import report_error
 
 #: Tiles per batch on CPU; the encoder's batch when on a GPU.
@@ -39,6 +44,7 @@ class ViewportWorker(QObject):
 
     computed = Signal(object)  # indices
     failed = Signal(object)  # exception
+    stopped = Signal(object)  # WorkerStopped: the worker process is gone; the panel offers a restart
     whole_slide_progress = Signal(int, int)  # done, total
 
     def __init__(self, state):
@@ -46,8 +52,8 @@ class ViewportWorker(QObject):
         self.state = state
         self.session = state.session
         device = self.session.encoder.device
-        if device.type == "cpu":
-            reserve_a_core_for_the_ui()
+        if device.type == "cpu" and self.session.computer.remote is None:
+            reserve_a_core_for_the_ui()  # computing in this process (the worker process leaves a core itself)
         self.batch_size = CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.batch_size)
         self._view: list[int] = []
         self._slide: list[int] = []
@@ -166,7 +172,7 @@ class ViewportWorker(QObject):
             except Exception as exc:
                 with self._condition:
                     self._view, self._slide = [], []
-                self.failed.emit(exc)
+                (self.stopped if isinstance(exc, WorkerStopped) else self.failed).emit(exc)
             finally:
                 with self._condition:
                     self._busy = False

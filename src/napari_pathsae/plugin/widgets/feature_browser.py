@@ -22,6 +22,7 @@ from ...analysis.features import argmax_feature
 from ...analysis.sae_report import STABLE_R
 from ...errors import PathsaeError
 from ...names import LayerKind, feature_name
+from ..background import run_in_background
 from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
@@ -283,14 +284,23 @@ class FeatureBrowser(Panel, QWidget):
         self.state.labels_changed.emit()
 
     def add_argmax_layer(self):
-        """A Labels layer of each tile's strongest feature; hovering names it, the legend lists the largest."""
+        """A Labels layer of each tile's strongest feature (computed off the UI thread); hovering names it, the
+        legend lists the largest. Returns the background worker."""
         session = self.state.session
         if session is None or not session.n_features:
             report_error(PathsaeError(NO_SAE if session is not None else NO_MODEL))
             return None
-        labels = argmax_feature(session.activations)
-        names = {int(v): session.feature_name(int(v) - 1) for v in np.unique(labels[labels > 0])}
-        data, kwargs, _ = tile_labels_layer(session, labels, ARGMAX_LAYER, LayerKind.ARGMAX, "feature", names)
+        self.argmax_button.setEnabled(False)
+
+        def done(layer_data) -> None:
+            self.argmax_button.setEnabled(True)
+            self._show_argmax(*layer_data)
+
+        return run_in_background(
+            argmax_layer_data, session, on_done=done, on_error=lambda _: self.argmax_button.setEnabled(True)
+        )
+
+    def _show_argmax(self, data, kwargs: dict) -> None:
         if ARGMAX_LAYER in self.viewer.layers:
             self.viewer.layers.remove(ARGMAX_LAYER)
         layer = self.viewer.add_labels(data, **kwargs)
@@ -299,4 +309,11 @@ class FeatureBrowser(Panel, QWidget):
         rows = [(int(r.index), [r.feature, str(r.tiles)]) for r in counts.itertuples(index=False)]
         fill_legend(self.argmax_legend, layer, rows)
         self.argmax_legend.setVisible(True)
-        return layer
+
+
+def argmax_layer_data(session) -> tuple:
+    """Each tile's strongest feature as Labels layer data and keyword arguments (any thread)."""
+    labels = argmax_feature(session.activations)
+    names = {int(v): session.feature_name(int(v) - 1) for v in np.unique(labels[labels > 0])}
+    data, kwargs, _ = tile_labels_layer(session, labels, ARGMAX_LAYER, LayerKind.ARGMAX, "feature", names)
+    return data, kwargs

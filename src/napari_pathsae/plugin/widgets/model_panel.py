@@ -92,6 +92,9 @@ class ModelPanel(Panel, Container):
         self.cancel_slide_button = PushButton(
             text="Cancel", tooltip="stop the whole-slide run; tiles computed so far stay in the store"
         )
+        self.restart_button = PushButton(
+            text="Restart inference", tooltip="start a new inference worker after the last one stopped", visible=False
+        )
         self.arch = ComboBox(
             label="SAE", choices=architectures(), value=SECTION_DEFAULTS["arch"],
             tooltip="SAE architecture: topk keeps the k largest latents of each tile",
@@ -130,7 +133,7 @@ class ModelPanel(Panel, Container):
             widgets=[
                 self.slide_layer, self.spots_layer, self.encoder, self.sae_dir, self.store,
                 row(self.tile_um, self.device, labels=True), self.patch_tokens, self.load_button, self.model_info,
-                self.follow_view, row(self.whole_slide_button, self.cancel_slide_button),
+                self.follow_view, row(self.whole_slide_button, self.cancel_slide_button), self.restart_button,
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
                 row(self.train_button, self.cancel_train_button), self.train_progress, self.save_button, self.status,
             ],
@@ -147,6 +150,8 @@ class ModelPanel(Panel, Container):
         self.save_button.changed.connect(self.save_exploration)
         self.state.tiles_computed.connect(self._tiles_computed)
         self.state.whole_slide_progress.connect(self._slide_progressed)
+        self.state.worker_stopped.connect(self._worker_stopped)
+        self.restart_button.changed.connect(self.restart_worker)
         viewer.layers.events.inserted.connect(lambda _: self._layers_changed())
         viewer.layers.events.removed.connect(lambda _: self._layers_changed())
         self._layers_changed()
@@ -265,6 +270,31 @@ class ModelPanel(Panel, Container):
         if session is not None:
             self.model_info.value = describe(session)  # the computed count moves as tiles arrive
             self._update_train_button()
+
+    def _worker_stopped(self, exc: Exception) -> None:
+        """The inference process died (napari did not): one line, and a button to start a new one."""
+        self._train_after_slide = None
+        self._close_slide_progress(None)
+        self.fail(PathsaeError(f"{exc}; click Restart inference to go on"))
+        self.restart_button.visible = True
+
+    def restart_worker(self):
+        session = self.state.session
+        if session is None:
+            return None
+        self.restart_button.enabled = False
+        self.say("restarting the inference worker…")
+
+        def restarted(_=None) -> None:
+            self.restart_button.enabled, self.restart_button.visible = True, False
+            self.say("inference worker restarted")
+            if self.follow_view.value and self.state.worker is not None:
+                self.state.worker.request_view()
+
+        def failed(_exc) -> None:
+            self.restart_button.enabled = True
+
+        return self.in_background(session.restart_worker, on_done=restarted, on_error=failed)
 
     def compute_whole_slide(self) -> int:
         """Queue every tile not computed yet; returns how many."""
@@ -407,6 +437,7 @@ def _open_session(arguments: dict) -> ExplorerSession:
         arguments["sae_dir"],
         arguments["options"],
         device=arguments["device"],
+        worker_process=True,  # a crash or a busy encoder never takes napari with it
         # offline, a preset still opens, with random weights: the panel's status line says so in capitals
         allow_random=True,
     )

@@ -1,9 +1,12 @@
 """Dock panel: open a slide and/or a Visium sample, with an optional µm/px override."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import napari.viewer
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
-from ...errors import PathsaeError
+from ..background import warm_up_engine_imports
 from ..heatmap_layers import show_legend
 from ..reader import layers_for
 from .fields import chosen_path
@@ -43,17 +46,32 @@ class OpenSampleWidget(Panel, Container):
                 self.status,
             ]
         )
-        self.open_button.changed.connect(self.open)
+        self.open_button.changed.connect(lambda _checked=None: self.open())  # a click passes its bool
 
-    def open(self) -> list:
-        """Open what the fields name and add it; a user error becomes one notification line."""
+    def open(self, on_opened: Callable[[list], None] | None = None):
+        """Read what the fields name on a worker thread, then add its layers (``on_opened(layers)`` after);
+        a user error becomes one notification line. Returns the worker."""
         genes = [g.strip() for g in self.genes.value.split(",") if g.strip()]
         visium = chosen_path(self.visium_h5ad) or chosen_path(self.visium)
-        try:
-            layers = layers_for(chosen_path(self.slide), visium, self.mpp.value or None, genes)
-        except PathsaeError as exc:
-            self.fail(exc)
-            return []
+        slide = chosen_path(self.slide)
+        self.open_button.enabled = False
+        self.say("opening " + ", ".join(Path(p).name for p in (slide, visium) if p) + "…")
+
+        def opened(layers: list) -> None:
+            self.open_button.enabled = True
+            added = self._add(layers)
+            warm_up_engine_imports()  # the Model panel, added next, then opens at once
+            if on_opened is not None:
+                on_opened(added)
+
+        def failed(_exc) -> None:
+            self.open_button.enabled = True
+
+        return self.in_background(layers_for, slide, visium, self.mpp.value or None, genes, on_done=opened,
+                                  on_error=failed)  # fmt: skip
+
+    def _add(self, layers: list) -> list:
+        """Add the layers read (GUI thread): napari builds them here, from lazy dask levels."""
         added = []
         for data, kwargs, kind in layers:
             layer = getattr(self._viewer, f"add_{kind}")(data, **kwargs)
