@@ -51,7 +51,6 @@ class WorkerSpec:
     device: str = "auto"
     dtype: str = "auto"
     allow_random: bool | None = None
-    sae_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ class TileWorkerProcess:
         self._conn.close()
 
 
-def _error(detail: dict) -> PathsaeError:
+def _error(detail: dict) -> Exception:
     return PathsaeError(detail["message"]) if detail["user_error"] else RuntimeError(detail["message"])
 
 
@@ -175,15 +174,15 @@ def _serve(spec: WorkerSpec, conn) -> None:
 
 
 def _build(spec: WorkerSpec):
+    import torch
+
     from ..models.encoders import load_encoder
     from .tile_computer import TileComputer
 
-    _leave_the_ui_a_core(spec.device)
+    if spec.device == "cpu" or not torch.cuda.is_available():
+        leave_a_core_free()
     encoder = load_encoder(spec.encoder_spec, spec.architecture, spec.device, spec.dtype, 0, spec.allow_random)
-    computer = TileComputer(spec.slide_path, spec.store_path, encoder, spec.options)
-    if spec.sae_dir is not None:
-        _attach(computer, spec.sae_dir)
-    return computer
+    return TileComputer(spec.slide_path, spec.store_path, encoder, spec.options)
 
 
 def _attach(computer, sae_dir: str) -> None:
@@ -193,13 +192,12 @@ def _attach(computer, sae_dir: str) -> None:
     computer.set_sae(sae, Path(sae_dir).name, sae_provenance(sae_dir, cfg))
 
 
-def _leave_the_ui_a_core(device: str) -> None:
-    """On CPU the worker uses every core but one: napari keeps one to draw with."""
+def leave_a_core_free() -> None:
+    """CPU inference uses every core but one: napari keeps one to draw with (torch threads are process-wide)."""
     import torch
 
-    if device == "cpu" or not torch.cuda.is_available():
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, cores - 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
 
 
 def _exit_with_parent(stopping: threading.Event) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..data.viewport import tiles_in_view
-from ..engine.worker_process import WorkerStopped
+from ..engine.worker_process import WorkerStopped, leave_a_core_free
 from .notify import report_error
 
 #: Tiles per batch on CPU; the encoder's batch when on a GPU.
@@ -27,16 +27,6 @@ CPU_BATCH = 16
 DEBOUNCE_MS = 150
 #: Prefetch this fraction of the view size around it.
 VIEW_MARGIN = 0.25
-
-
-def reserve_a_core_for_the_ui() -> None:
-    """CPU inference in the viewer leaves one core to napari's drawing (torch threads are process-wide)."""
-    import os
-
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
 
 
 class ViewportWorker(QObject):
@@ -53,7 +43,7 @@ class ViewportWorker(QObject):
         self.session = state.session
         device = self.session.encoder.device
         if device.type == "cpu" and self.session.computer.remote is None:
-            reserve_a_core_for_the_ui()  # computing in this process (the worker process leaves a core itself)
+            leave_a_core_free()  # computing in this process (the worker process leaves a core itself)
         self.batch_size = CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.batch_size)
         self._view: list[int] = []
         self._slide: list[int] = []
