@@ -30,10 +30,15 @@ from qtpy.QtWidgets import QApplication
 from napari_pathsae.plugin.painter import HeatmapPainter
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import ViewportWorker, camera_of
+from napari_pathsae.plugin.widgets.feature_browser import FeatureBrowser
+from napari_pathsae.plugin.widgets.model_panel import ModelPanel
 from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "her2st_B4"
-SLOTS: dict[str, list[float]] = {"painter.refresh_one_layer": [], "worker.request_view": [], "painter.paint": []}
+SLOTS: dict[str, list[float]] = {
+    "painter.refresh": [], "painter.paint": [], "painter.settle": [], "worker.request_view": [],
+    "browser.refresh": [], "model_panel.tiles_computed": [],
+}  # fmt: skip
 
 
 def timed(owner, name: str, key: str) -> None:
@@ -129,8 +134,11 @@ def busy_process() -> subprocess.Popen:
 
 
 def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> dict:
-    timed(HeatmapPainter, "_refresh_next", "painter.refresh_one_layer")
+    timed(HeatmapPainter, "refresh_now", "painter.refresh")
     timed(HeatmapPainter, "paint", "painter.paint")
+    timed(HeatmapPainter, "settle", "painter.settle")
+    timed(FeatureBrowser, "refresh", "browser.refresh")
+    timed(ModelPanel, "_tiles_computed", "model_panel.tiles_computed")
     timed(ViewportWorker, "request_view", "worker.request_view")
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
@@ -160,7 +168,9 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> 
     camera_of(viewer).zoom = 1.5
     heartbeat = {"napari_alone": pan(viewer, state, 0, moves)}
     clicks["select_1_feature"] = click_ms(lambda: state.select([0]))
+    background["select_1_feature_s"] = wait_for(lambda: state.painter.settled)  # its layers, one per turn
     clicks["select_5_features"] = click_ms(lambda: state.select([0, 1, 2, 3, 4]))
+    background["select_5_features_s"] = wait_for(lambda: state.painter.settled)
     worker.follow_view(True)
     heartbeat["heatmaps_while_computing"] = pan(viewer, state, 1, moves)
     worker.follow_view(False)
@@ -169,8 +179,10 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> 
     hog = busy_process()
     try:
         state.select([])
+        wait_for(lambda: state.painter.settled)
         heartbeat["busy_napari_alone"] = pan(viewer, state, 0, moves)
         state.select([0, 1, 2, 3, 4])
+        wait_for(lambda: state.painter.settled)
         worker.follow_view(True)
         heartbeat["busy_heatmaps_while_computing"] = pan(viewer, state, 2, moves)
         worker.follow_view(False)

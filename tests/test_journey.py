@@ -24,7 +24,7 @@ from qtpy.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLineEdit, QTa
 
 from conftest import HER2ST_HE, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
-from napari_pathsae.plugin.heatmap_layers import MAX_ALPHA
+from napari_pathsae.plugin.heatmap_layers import HEATMAPS_LAYER, MAX_ALPHA, composite_rgba, feature_rgba
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import camera_of
 
@@ -172,14 +172,20 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     click_row(qtbot, browser.table, 1, Qt.KeyboardModifier.ControlModifier)
     click_row(qtbot, browser.table, 2, Qt.KeyboardModifier.ControlModifier)
     assert state.selected == [first, second, third] and state.current == third
+    wait(lambda: state.painter.settled, timeout=10_000)  # their layers and legends come one per event-loop turn
     heat = {f: viewer.layers[f"pathsae f{f}"] for f in (first, second, third)}
     grid = session.grid_index
     for f, layer in heat.items():
         assert layer.visible and layer.colorbar.visible and layer.name_overlay.visible
-        np.testing.assert_allclose(layer.data[grid[:, 0], grid[:, 1]], session.activations[:, f], rtol=1e-6)
         assert layer.contrast_limits[1] == pytest.approx(float(np.nanmax(session.activations[:, f])))
         assert layer.colormap.colors[:, 3].max() <= MAX_ALPHA and layer.opacity == 1.0  # never hides the H&E
     assert len({layer.colormap.name for layer in heat.values()}) == 3
+    # one layer draws all three, each feature's hue over the previous ones, from the activations of its tiles
+    drawn = viewer.layers[HEATMAPS_LAYER]
+    expected = composite_rgba([feature_rgba(session.activations[:, f][None], layer.colormap, layer.contrast_limits)
+                               for f, layer in heat.items()])[0]  # fmt: skip
+    np.testing.assert_array_equal(drawn.data[grid[:, 0], grid[:, 1]], expected)
+    assert drawn.data[..., 3].max() <= round(255 * (1 - (1 - MAX_ALPHA) ** 3))
     # the H&E still shows under the strongest tile of the top heatmap (its texture survives the overlay)
     canvas = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
     assert canvas.std() > 20
@@ -219,6 +225,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     qtbot.keyClick(panel.gene, Qt.Key.Key_Return)  # Enter: colour by it and rank the features
     best_feature = panel.ranked.item(0, 0).data(Qt.ItemDataRole.UserRole)
     assert float(panel.ranked.item(0, 1).text()) > 0.5  # the planted gene has a feature that carries it
+    wait(lambda: state.painter.settled, timeout=10_000)
     viewer.layers[f"pathsae f{first}"].visible = False  # the user hides the painted layer …
     click_row(qtbot, panel.ranked, 0)  # … then picks the ranked feature: it reuses that layer, shown
     chosen = int(best_feature.removeprefix("f"))
@@ -229,6 +236,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     r = float(panel.status.text().split("held-out r = ")[1].split()[0])
     assert r > 0.6 and len(state.selected) == 3
     assert spots.name.endswith(f"spots: {GENE} predicted, held out (log1p CP10k)")
+    wait(lambda: state.painter.settled, timeout=10_000)
     assert all(viewer.layers[f"pathsae f{f}"].visible for f in state.selected)
     shot(viewer, "04_spots")
 

@@ -10,6 +10,16 @@ from qtpy.QtCore import Qt
 from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.viewport import tiles_in_view
+from napari_pathsae.names import LayerKind
+from napari_pathsae.plugin.heatmap_layers import (
+    HEATMAPS_LAYER,
+    HEATMAPS_LAYER_COMPUTING,
+    MAX_ALPHA,
+    NOT_COMPUTED_RGBA,
+    composite_rgba,
+    feature_rgba,
+    layer_kind,
+)
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import camera_of
 from napari_pathsae.report.export import region_mask
@@ -71,20 +81,34 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     click_row(qtbot, browser.table, 0)
     click_row(qtbot, browser.table, 1, Qt.KeyboardModifier.ControlModifier)
     assert state.selected == [first, second]
-    heat = viewer.layers[f"pathsae f{first}"]
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)  # their layers come one per event-loop turn
+    heat, other = viewer.layers[f"pathsae f{first}"], viewer.layers[f"pathsae f{second}"]
     store = TileStore.open(her2st_model / "b4.zarr")
     acts, rc = store.activations()[:], store.root["grid_index"][:]
-    np.testing.assert_array_equal(heat.data[rc[:, 0], rc[:, 1]], acts[:, first])
     assert heat.contrast_limits[1] == pytest.approx(acts[:, first].max())
-    assert viewer.layers[f"pathsae f{second}"].colormap.name != heat.colormap.name
+    assert other.colormap.name != heat.colormap.name
+    # one layer draws both: each tile's colour is the second feature's hue over the first's, from its activations
+    drawn = viewer.layers[HEATMAPS_LAYER]
+    assert [layer_kind(layer) for layer in viewer.layers].count(LayerKind.HEATMAPS) == 1
+    expected = composite_rgba([feature_rgba(acts[:, f][None], layer.colormap, layer.contrast_limits)
+                               for f, layer in ((first, heat), (second, other))])[0]  # fmt: skip
+    np.testing.assert_array_equal(drawn.data[rc[:, 0], rc[:, 1]], expected)
+    assert (drawn.data[rc[:, 0], rc[:, 1], 3] > 0).sum() == ((acts[:, first] > 0) | (acts[:, second] > 0)).sum()
+    # hiding the second feature's layer leaves the first alone in the picture, its alpha rising with activation
+    other.visible = False
+    qtbot.waitUntil(lambda: (drawn.data[..., 3] > 0).sum() == (acts[:, first] > 0).sum(), timeout=5_000)
+    alpha = drawn.data[rc[:, 0], rc[:, 1], 3].astype(float)
+    on = acts[:, first] > 0
+    assert np.corrcoef(alpha[on], acts[on, first])[0, 1] > 0.9 and alpha.max() == round(255 * MAX_ALPHA)
+    other.visible = True
     # each grid cell's centre is its tile's centre on the slide layer, and its corner the tile's corner:
     # tiles are read from exact float boxes (grid index x side); the stored coords are those rounded
     coords, side = store.coords, store.tile_side0
     for i in (0, 400, len(coords) - 1):
-        centre = image.world_to_data(heat.data_to_world(rc[i]))
+        centre = image.world_to_data(drawn.data_to_world(rc[i]))
         np.testing.assert_allclose(centre, rc[i] * side + side / 2 - 0.5, atol=1e-6)
         np.testing.assert_allclose(centre, coords[i, ::-1] + side / 2 - 0.5, atol=0.5)
-        corner = image.world_to_data(heat.data_to_world(rc[i] - 0.5))
+        corner = image.world_to_data(drawn.data_to_world(rc[i] - 0.5))
         np.testing.assert_allclose(corner, rc[i] * side - 0.5, atol=1e-6)
     # a label typed in the table is saved beside the SAE and renames the heatmap
     row = browser.row_of(first)
@@ -98,8 +122,10 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     browser.search.setText("")
     viewer.layers.remove(heat)
     click_row(qtbot, browser.table, browser.row_of(second))
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     assert state.selected == [second] and f"pathsae f{first}" not in viewer.layers
     click_row(qtbot, browser.table, browser.row_of(first))
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     assert f"pathsae f{first}" in viewer.layers and f"pathsae f{second}" not in viewer.layers
     browser.add_argmax_layer()
     qtbot.waitUntil(lambda: "pathsae argmax feature" in viewer.layers, timeout=60_000)
@@ -129,10 +155,17 @@ def test_viewport_inference_computes_what_is_in_view_and_drops_stale_work(lazy_e
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
     assert set(np.flatnonzero(session.computer.activated())) == set(wanted)
     assert worker.history[0][0] == wanted[0] or wanted[0] in worker.history[0]  # nearest the centre first
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     state.painter.refresh_now()
-    heat = viewer.layers[-1]
-    rc = session.grid_index[wanted]
-    np.testing.assert_array_equal(heat.data[rc[:, 0], rc[:, 1]], session.activations[wanted, state.selected[0]])
+    drawn = viewer.layers[HEATMAPS_LAYER_COMPUTING]  # its name says what the grey is while tiles are missing
+    assert drawn.name_overlay.visible
+    rc, feature = session.grid_index[wanted], state.selected[0]
+    firing = session.activations[wanted, feature] > 0
+    assert firing.any() and (drawn.data[rc[firing, 0], rc[firing, 1], 3] > 0).all()
+    assert (drawn.data[rc[~firing, 0], rc[~firing, 1], 3] == 0).all()  # computed, not firing: transparent
+    missing = session.grid_index[np.flatnonzero(~session.computer.activated())[:50]]
+    grey = np.round(np.asarray(NOT_COMPUTED_RGBA) * 255)
+    assert (drawn.data[missing[:, 0], missing[:, 1]] == grey).all()  # not computed yet: grey
     # a far view queued, then replaced before it could finish: only the batch in flight is done
     far = np.array([[0.0, 0.0], [6000.0, 6000.0]])
     stale = worker.request_view(far)
@@ -259,6 +292,7 @@ def test_heatmap_writer_and_model_panel_errors(explorer, qtbot, tmp_path):
 
     viewer, state, image, _, panel = explorer
     state.select([3])
+    state.painter.settle_now()
     heat = viewer.layers["pathsae f3"]
     written = write_activations(str(tmp_path / "all.parquet"), heat.data, {"metadata": heat.metadata})
     table = pd.read_parquet(written[0])
@@ -339,8 +373,9 @@ def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(lazy_
     for layer in [layer for layer in viewer.layers if layer.name.startswith("pathsae f")]:
         viewer.layers.remove(layer)
     state.select([2])
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     state.painter.refresh_now()
-    assert "pathsae f2" in viewer.layers
+    assert "pathsae f2" in viewer.layers and state.painter.composite() is not None
     # a pile-up would hold a batch of input tiles per view (32 x 224² RGB float: 19 MB), 300 views ~5.7 GB;
     # in the suite's 7.5 GB process 510-630 MB of allocator and texture churn was seen without one
     assert live_rss() - rss < 2**30

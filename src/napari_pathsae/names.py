@@ -51,7 +51,7 @@ class LayerKind(StrEnum):
     SPOTS = "spots"
     HEATMAP = "heatmap"
     PATCH_HEATMAP = "patch_heatmap"
-    NOT_COMPUTED = "not_computed"
+    HEATMAPS = "heatmaps"  # the one layer that draws every selected feature
     CONCEPTS = "concepts"
     ARGMAX = "argmax"
     REGION = "region"

@@ -144,6 +144,7 @@ def _serve(spec: WorkerSpec, conn) -> None:
     """The worker's main loop (runs in the spawned process)."""
     stopping = threading.Event()
     threading.Thread(target=_exit_with_parent, args=(stopping,), daemon=True).start()
+    yield_to_the_viewer()
     try:
         computer = _build(spec)
     except BaseException as exc:
@@ -190,6 +191,17 @@ def _attach(computer, sae_dir: str) -> None:
 
     sae, cfg = load_sae(sae_dir)
     computer.set_sae(sae, Path(sae_dir).name, sae_provenance(sae_dir, cfg))
+
+
+#: The worker's CPU priority below napari's (POSIX nice): drawing and clicks are served first, and
+#: inference takes what they leave (measured in benchmarks/viewer_responsiveness.py).
+WORKER_NICENESS = 10
+
+
+def yield_to_the_viewer() -> None:
+    """Lower this process's CPU priority (no-op where the OS has no nice)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def leave_a_core_free() -> None:

@@ -2,7 +2,9 @@
 
 Every grid is placed with the session's GridPlacement, so its pixel edges are the tiles' edges.
 Heatmaps fade from transparent (0) to a hue that never exceeds MAX_ALPHA, so the H&E stays readable
-under them and a heatmap never hides the ones below; tiles not computed yet are a separate grey layer.
+under them and a heatmap never hides the ones below. Each selected feature is a layer of its own in
+the list (name, hue, contrast, visibility, legend) that draws nothing; one composite RGBA layer draws
+them all, over the grey of tiles not computed yet.
 Every painted layer carries its legend on the canvas: its name, and a colorbar for heatmaps and spots.
 """
 
@@ -39,7 +41,9 @@ LOW_ALPHA = 0.2
 LABELS_OPACITY = 0.4
 #: Grey of tissue tiles not computed yet (distinct from a zero activation, which is transparent).
 NOT_COMPUTED_RGBA = (0.55, 0.55, 0.55, 0.5)
-NOT_COMPUTED_LAYER = "pathsae grey: tiles not computed yet"
+#: The composite layer's name, and what it says on the canvas while some tiles are not computed.
+HEATMAPS_LAYER = "pathsae heatmaps"
+HEATMAPS_LAYER_COMPUTING = "pathsae heatmaps (grey: tiles not computed yet)"
 #: Background of the colorbars: near-white, like the slide glass the heatmaps are seen over.
 COLORBAR_BOX = (0.96, 0.96, 0.96, 1.0)
 
@@ -101,22 +105,72 @@ def heatmap_name(session: ExplorerSession, feature: int) -> str:
 
 
 def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0) -> tuple:
-    """An Image layer of one feature, one value per tile."""
-    placement = session.placement
+    """A feature's own layer: its name, hue, contrast limits, opacity, visibility and legend.
+
+    It draws nothing itself (two texels, smaller than a screen pixel, at the grid's corner): the
+    pixels of every selected feature are drawn by one composite layer (``heatmaps_layer``) that
+    reads these settings, so ten features cost one layer's drawing (napari issue 3630)."""
     grid = heatmap_grid(session, feature)
+    low, high = contrast_for(grid)
     kwargs = {
         "name": heatmap_name(session, feature),
-        "scale": placement.scale(),
-        "translate": placement.translate(),
+        "scale": (LEGEND_TEXEL, LEGEND_TEXEL),
+        "translate": session.placement.translate(),
         "units": session.world_units,
         "colormap": fade_colormap(hue_for(position)),
-        "contrast_limits": contrast_for(grid),
+        "contrast_limits": (low, high),
         "blending": "translucent_no_depth",
-        "interpolation2d": "nearest",
         "opacity": 1.0,
         "metadata": _metadata(session, LayerKind.HEATMAP, feature=int(feature)),
     }
-    return (grid, kwargs, "image")
+    return (np.array([[low, high]], np.float32), kwargs, "image")
+
+
+#: A feature layer's texels, in world units: far below a screen pixel at any zoom napari allows.
+LEGEND_TEXEL = 1e-4
+
+
+def feature_rgba(grid: np.ndarray, colormap: Colormap, contrast_limits, opacity: float = 1.0) -> np.ndarray:
+    """(rows, cols, 4) float colours of one feature, as napari would draw its layer (gamma 1)."""
+    low, high = (float(v) for v in contrast_limits)
+    scaled = np.clip((grid - low) / (high - low if high > low else 1.0), 0.0, 1.0)
+    rgba = colormap.map(scaled.ravel()).reshape(*grid.shape, 4)
+    rgba[..., 3] *= opacity
+    return rgba
+
+
+def over(top: np.ndarray, below: np.ndarray) -> np.ndarray:
+    """Porter-Duff 'over' of straight-alpha RGBA: what napari's translucent blending gives, layer on layer."""
+    alpha = top[..., 3:] + below[..., 3:] * (1.0 - top[..., 3:])
+    colour = top[..., :3] * top[..., 3:] + below[..., :3] * below[..., 3:] * (1.0 - top[..., 3:])
+    return np.concatenate([np.divide(colour, alpha, out=np.zeros_like(colour), where=alpha > 0), alpha], axis=-1)
+
+
+def composite_rgba(layers: list[np.ndarray], not_computed: np.ndarray | None = None) -> np.ndarray:
+    """One uint8 RGBA grid: grey where tiles are not computed, then each feature's colours over it in order."""
+    shape = layers[0].shape[:2] if layers else not_computed.shape
+    out = np.zeros((*shape, 4), np.float32)
+    if not_computed is not None:
+        out[not_computed > 0] = NOT_COMPUTED_RGBA
+    for rgba in layers:
+        out = over(rgba, out)
+    return np.round(out * 255).astype(np.uint8)
+
+
+def heatmaps_layer(session: ExplorerSession, rgba: np.ndarray) -> tuple:
+    """The one Image layer that draws every selected feature (and the grey of tiles not computed yet)."""
+    placement = session.placement
+    kwargs = {
+        "name": HEATMAPS_LAYER,
+        "rgb": True,
+        "scale": placement.scale(),
+        "translate": placement.translate(),
+        "units": session.world_units,
+        "blending": "translucent_no_depth",
+        "interpolation2d": "nearest",
+        "metadata": _metadata(session, LayerKind.HEATMAPS),
+    }
+    return (rgba, kwargs, "image")
 
 
 def not_computed_grid(session: ExplorerSession) -> np.ndarray:
@@ -125,24 +179,6 @@ def not_computed_grid(session: ExplorerSession) -> np.ndarray:
     missing = session.missing()
     grid[session.grid_index[missing, 0], session.grid_index[missing, 1]] = 1.0
     return grid
-
-
-def not_computed_layer(session: ExplorerSession) -> tuple:
-    """A grey Image layer over the tissue tiles not computed yet."""
-    placement = session.placement
-    colours = np.array([[0.0, 0.0, 0.0, 0.0], NOT_COMPUTED_RGBA])
-    kwargs = {
-        "name": NOT_COMPUTED_LAYER,
-        "scale": placement.scale(),
-        "translate": placement.translate(),
-        "units": session.world_units,
-        "colormap": Colormap(colours, controls=[0.0, 1.0], name="pathsae-not-computed"),
-        "contrast_limits": (0.0, 1.0),
-        "blending": "translucent_no_depth",
-        "interpolation2d": "nearest",
-        "metadata": _metadata(session, LayerKind.NOT_COMPUTED),
-    }
-    return (not_computed_grid(session), kwargs, "image")
 
 
 def patch_heatmap_layer(session: ExplorerSession, feature: int, indices: np.ndarray) -> tuple:

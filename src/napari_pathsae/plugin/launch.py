@@ -101,6 +101,7 @@ def run_demo(screenshot: Path | None = None) -> Path | None:
                 raise PathsaeError(f"the demo did not finish in {DEMO_TIMEOUT_S} s (last status: {status})")
             worker = demo.state.worker
             _wait(lambda: worker.pending == 0, 120)
+            _wait(lambda: demo.state.painter.settled, 60)  # the features' layers and legends, one per turn
             demo.state.painter.refresh_now()
             return _capture(viewer, screenshot)
         finally:

@@ -1,8 +1,11 @@
-"""Keeps the selected features painted: one heatmap layer each, refreshed as tiles are computed.
+"""Keeps the selected features painted: a layer each for its settings and legend, one layer draws them all.
 
-UI-thread cost is kept small: a deselected feature's layer is reused for the next selected one
-(adding a napari layer costs ~100 ms, swapping its data ~10 ms), and refreshes while tiles arrive
-are coalesced (at most one per REFRESH_MS) and done one layer per event-loop turn.
+Each selected feature is an Image layer of its own (name, hue, contrast limits, opacity, visibility,
+name and colorbar on the canvas) that draws nothing; one composite RGBA layer draws every feature over
+the grey of tiles not computed yet. Ten features therefore cost one texture upload and one layer's
+drawing per frame, not ten (napari issue 3630; measured in benchmarks/viewport.py). Editing a
+feature's layer (hiding it, its contrast, its colormap, its opacity) or removing it repaints the
+composite on the next event-loop turn; tiles arriving repaint it at most once per REFRESH_MS.
 """
 
 from __future__ import annotations
@@ -12,42 +15,62 @@ from qtpy.QtCore import QTimer
 
 from ..names import LayerKind
 from .heatmap_layers import (
+    HEATMAPS_LAYER,
+    HEATMAPS_LAYER_COMPUTING,
     HUES,
     NOT_COMPUTED_RGBA,
+    composite_rgba,
     contrast_for,
+    fade_colormap,
+    feature_rgba,
     heatmap_grid,
     heatmap_layer,
     heatmap_name,
+    heatmaps_layer,
     hue_for,
     layer_kind,
     not_computed_grid,
-    not_computed_layer,
     show_legend,
     tile_labels_layer,
 )
 
-#: Heatmaps are refilled at most this often while tiles arrive.
-REFRESH_MS = 250
-#: The refresh queue's entry for the grey not-computed layer.
-NOT_COMPUTED = -1
+#: The composite is repainted at most this often while tiles arrive (each repaint is one texture upload
+#: and one frame: under software GL a frame of the slide and the composite takes 30-60 ms).
+REFRESH_MS = 500
+#: Events of a feature's layer that change what the composite draws.
+DRAWN_SETTINGS = ("visible", "opacity", "colormap", "contrast_limits")
 
 
 class HeatmapPainter:
-    """Adds a heatmap per selected feature, drops deselected ones, refills them as tiles arrive."""
+    """Adds a layer per selected feature, drops deselected ones, and draws them all as one composite."""
 
     def __init__(self, state):
         self.state = state
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self._refresh_next)
-        self._due: list[int] = []
+        self._timer.timeout.connect(self.refresh_now)
+        self._repaint_soon = QTimer()
+        self._repaint_soon.setSingleShot(True)
+        self._repaint_soon.setInterval(0)
+        self._repaint_soon.timeout.connect(self.repaint)
+        self._settle_soon = QTimer()
+        self._settle_soon.setSingleShot(True)
+        self._settle_soon.setInterval(0)
+        self._settle_soon.timeout.connect(self.settle)
+        self._shown: list[int] = []  # the selected features, in hue order
+        self._grids: dict[int, np.ndarray] = {}  # each shown feature's grid as last read (refreshed as tiles arrive)
+        self._to_add: list[int] = []  # features whose layer is still to be added (one per event-loop turn)
+        self._to_remove: list = []  # deselected features' layers still to be removed
         state.selection_changed.connect(self.paint)
         state.tiles_computed.connect(self.refresh)
         state.labels_changed.connect(self.rename)
+        state.viewer.layers.events.removed.connect(self._on_layer_removed)
 
     def layers_of(self, kind: str) -> list:
         """This session's layers of ``kind`` in the viewer."""
+        if self.state.session is None:
+            return []
         store = str(self.state.session.store.path)
         return [
             layer
@@ -58,96 +81,152 @@ class HeatmapPainter:
         ]
 
     def heatmaps(self) -> dict[int, object]:
-        """This session's heatmap layers in the viewer, by feature."""
+        """This session's feature layers in the viewer, by feature (in the order they are drawn)."""
         return {int(layer.metadata["pathsae"]["feature"]): layer for layer in self.layers_of(LayerKind.HEATMAP)}
 
-    def _not_computed(self):
-        found = self.layers_of(LayerKind.NOT_COMPUTED)
+    def composite(self):
+        """The layer that draws the features (None when none is shown)."""
+        found = self.layers_of(LayerKind.HEATMAPS)
         return found[0] if found else None
 
     @property
     def _sae(self) -> str | None:
         return self.state.session.sae_name
 
-    def paint(self, features: list[int]) -> list:
-        """Show exactly ``features`` (in hue order), reusing the layers of features no longer selected."""
-        session, viewer = self.state.session, self.state.viewer
-        existing = self.heatmaps()
-        spare = [layer for feature, layer in existing.items() if feature not in features]
-        layers = []
-        self._paint_not_computed(bool(features))
-        for position, feature in enumerate(features):
-            data, kwargs, _ = heatmap_layer(session, feature, position)
-            layer = existing.get(feature) or (spare.pop() if spare else None)
-            if layer is None:
-                layer = viewer.add_image(data, **kwargs)
-            else:
-                layer.metadata = kwargs["metadata"]
-                layer.data = data
-                layer.colormap = kwargs["colormap"]
-                layer.contrast_limits = kwargs["contrast_limits"]
-                layer.name = kwargs["name"]
-            layer.visible = True  # a selected feature is always shown, even in a layer the user had hidden
-            show_legend(layer, HUES[hue_for(position)])
-            layers.append(layer)
-        for layer in spare:
-            viewer.layers.remove(layer)
-        return layers
+    def paint(self, features: list[int]) -> None:
+        """Show exactly ``features`` (in hue order): the composite at once, their layers over the next turns.
 
-    def _paint_not_computed(self, wanted: bool) -> None:
-        """One grey layer under the heatmaps for tissue tiles not computed yet, while any heatmap is shown."""
-        layer, viewer = self._not_computed(), self.state.viewer
-        if not wanted:
+        Adding or removing a napari layer holds the UI thread 150-300 ms under software GL (its Qt
+        controls, its visuals, its legend's text), so a click only re-points the layers it can reuse
+        and repaints the composite from the features' grids; each layer still to add or remove is one
+        later event-loop turn (``settle``), so clicks and pans are served between them."""
+        session = self.state.session
+        self._shown = [int(f) for f in features]
+        self._grids = {feature: heatmap_grid(session, feature) for feature in self._shown}
+        existing = self.heatmaps()
+        spare = [layer for feature, layer in existing.items() if feature not in self._shown]
+        for position, feature in enumerate(self._shown):
+            layer = existing.get(feature)
+            if layer is None and spare:
+                layer = spare.pop()
+                self._point(layer, feature, position)
             if layer is not None:
-                viewer.layers.remove(layer)
+                self._show(layer, position)
+        self._to_add = [f for f in self._shown if f not in self.heatmaps()]
+        self._to_remove = spare
+        self.repaint()
+        self._settle_soon.start()
+
+    @property
+    def settled(self) -> bool:
+        """Every selected feature has its layer and no deselected one is left (tests, scripts)."""
+        return not (self._to_add or self._to_remove) and (self.composite() is not None) == bool(self._shown)
+
+    def settle(self) -> None:
+        """One layer added or removed (or the composite), then the next on the next turn."""
+        session, viewer = self.state.session, self.state.viewer
+        if session is None:
             return
-        if layer is None:
-            data, kwargs, _ = not_computed_layer(self.state.session)
+        if self._shown and self.composite() is None:
+            data, kwargs, _ = heatmaps_layer(session, self._rgba())
             layer = viewer.add_image(data, **kwargs)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
-            _shown_while_grey(layer)
+            self._name_composite(layer)
+        elif self._to_remove:
+            viewer.layers.remove(self._to_remove.pop())
+        elif self._to_add:
+            feature = self._to_add.pop(0)
+            if feature in self._shown and feature not in self.heatmaps():
+                data, kwargs, _ = heatmap_layer(session, feature, self._shown.index(feature))
+                layer = viewer.add_image(data, **kwargs)
+                for setting in DRAWN_SETTINGS:
+                    getattr(layer.events, setting).connect(self._schedule_repaint)
+                self._show(layer, self._shown.index(feature))
+        elif not self._shown and (layer := self.composite()) is not None:
+            viewer.layers.remove(layer)
         else:
-            self._fill_not_computed(layer)
+            return
+        self._settle_soon.start()
 
-    def _fill_not_computed(self, layer) -> None:
-        layer.data = not_computed_grid(self.state.session)
-        _shown_while_grey(layer)
+    def settle_now(self) -> None:
+        """Every pending layer added and removed at once (tests, scripts, the demo's screenshot)."""
+        for _ in range(2 * len(self._shown) + len(self._to_remove) + 2):  # each step adds or removes one layer
+            if self.settled or self.state.session is None:
+                break
+            self.settle()
+        self._settle_soon.stop()
+
+    def _point(self, layer, feature: int, position: int) -> None:
+        """Re-point a deselected feature's layer at ``feature`` (far cheaper than a new layer)."""
+        data, kwargs, _ = heatmap_layer(self.state.session, feature, position)
+        layer.metadata = kwargs["metadata"]
+        layer.data = data
+        layer.colormap = kwargs["colormap"]
+        layer.contrast_limits = kwargs["contrast_limits"]
+        layer.name = kwargs["name"]
+
+    def _show(self, layer, position: int) -> None:
+        layer.visible = True  # a selected feature is always shown, even in a layer the user had hidden
+        show_legend(layer, HUES[hue_for(position)])
+
+    def _rgba(self) -> np.ndarray:
+        """The composite's pixels: each shown feature with its layer's settings (the defaults while it has none)."""
+        layers, session = self.heatmaps(), self.state.session
+        colours = []
+        for position, feature in enumerate(self._shown):
+            grid = self._grids.get(feature)
+            if grid is None:
+                grid = self._grids[feature] = heatmap_grid(session, feature)
+            layer = layers.get(feature)
+            if layer is not None and layer.visible:
+                colours.append(feature_rgba(grid, layer.colormap, layer.contrast_limits, layer.opacity))
+            elif layer is None and feature in self._to_add:  # its layer comes on a later turn
+                colours.append(feature_rgba(grid, fade_colormap(hue_for(position)), contrast_for(grid)))
+        return composite_rgba(colours, not_computed_grid(session))
+
+    def _name_composite(self, layer) -> None:
+        """Its name says what the grey is while some tiles are not computed; the name shows on the canvas then."""
+        computing = bool(self.state.session.missing().any())
+        name = HEATMAPS_LAYER_COMPUTING if computing else HEATMAPS_LAYER
+        if layer.name != name:
+            layer.name = name
+        layer.name_overlay.visible = computing
+
+    def _schedule_repaint(self, _event=None) -> None:
+        self._repaint_soon.start()
+
+    def _on_layer_removed(self, event) -> None:
+        if layer_kind(event.value) == LayerKind.HEATMAP and self.state.session is not None:
+            self._schedule_repaint()
+
+    def repaint(self) -> None:
+        """Draw the composite again from the feature layers and their grids as last read (one texture upload)."""
+        if self.state.session is None or (layer := self.composite()) is None:
+            return
+        layer.data = self._rgba()
+        self._name_composite(layer)
+        self._repaint_soon.stop()
 
     def refresh(self, _indices: np.ndarray | None = None) -> None:
-        """Refill every heatmap soon (coalesced)."""
-        if self.state.session is None:
-            return
-        if not self._timer.isActive() and not self._due:
-            self._due = [NOT_COMPUTED, *self.heatmaps()]
+        """Read the shown features' grids again and repaint, soon (at most once per REFRESH_MS)."""
+        if self.state.session is not None and not self._timer.isActive():
             self._timer.start()
 
     def refresh_now(self) -> None:
-        """Refill every heatmap at once (tests, scripts)."""
+        """Read the grids again and repaint at once (tests, scripts)."""
         self._timer.stop()
-        self._due = [NOT_COMPUTED, *self.heatmaps()]
-        while self._due:
-            self._refresh_next()
+        self._reread()
+        self.repaint()
 
-    def _refresh_next(self) -> None:
-        """Refill one heatmap, then yield to the event loop before the next."""
-        if self._due and self._due[0] == NOT_COMPUTED:
-            self._due.pop(0)
-            if (grey := self._not_computed()) is not None:
-                self._fill_not_computed(grey)
-        layers = self.heatmaps()
-        while self._due and self._due[0] not in layers:
-            self._due.pop(0)
-        if not self._due:
-            return
-        feature = self._due.pop(0)
-        layer = layers[feature]
-        grid = heatmap_grid(self.state.session, feature)
-        layer.data = grid
-        low, high = contrast_for(grid)
-        if high > layer.contrast_limits[1] or layer.contrast_limits[1] == 1.0:
-            layer.contrast_limits = (low, high)
-        if self._due:
-            QTimer.singleShot(0, self._refresh_next)
+    def _reread(self) -> None:
+        self._grids = {feature: heatmap_grid(self.state.session, feature) for feature in self._shown}
+        for feature, layer in self.heatmaps().items():
+            if feature not in self._grids:
+                continue
+            low, high = contrast_for(self._grids[feature])
+            if high > layer.contrast_limits[1] or layer.contrast_limits[1] == 1.0:
+                layer.data = np.array([[low, high]], np.float32)
+                layer.contrast_limits = (low, high)  # its colorbar follows; the composite is repainted once
 
     def paint_concepts(self):
         """The state's concepts as one Labels layer (replacing the previous one); hovering names the concept."""
@@ -192,8 +271,3 @@ class HeatmapPainter:
     def rename(self) -> None:
         for feature, layer in self.heatmaps().items():
             layer.name = heatmap_name(self.state.session, feature)
-
-
-def _shown_while_grey(layer) -> None:
-    """The grey layer is shown (and named on the canvas) only while some tiles are not computed."""
-    layer.name_overlay.visible = layer.visible = bool(layer.data.any())

@@ -12,6 +12,7 @@ import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
 from ..names import LayerKind
+from .gl_context import guard_layer_removal
 
 if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a panel opens
     from ..engine.session import ExplorerSession
@@ -57,6 +58,7 @@ class ExplorerState(QObject):
         if self.session is not None:
             self.concepts = None
             self.painter.paint([])  # the previous SAE's heatmaps and concepts go with it
+            self.painter.settle_now()
             self.painter.paint_concepts()
             if self.session is not session:
                 self.session.close()
@@ -166,6 +168,7 @@ def state_for(viewer) -> ExplorerState:
     state = _STATES.get(viewer)
     if state is None:
         state = _STATES[viewer] = ExplorerState(viewer)
+        guard_layer_removal(viewer)
         # closing the window mid-inference stops the worker before the panels are deleted (napari
         # offers no public close event, so the main window's Close event is watched)
         window = main_window(viewer)

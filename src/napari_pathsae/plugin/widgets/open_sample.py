@@ -7,6 +7,7 @@ import napari.viewer
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
 from ..background import warm_up_engine_imports
+from ..gl_context import guard_layer_removal
 from ..heatmap_layers import show_legend
 from ..reader import layers_for
 from .fields import chosen_path
@@ -18,6 +19,7 @@ class OpenSampleWidget(Panel, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
+        guard_layer_removal(viewer)  # the spots' legend is shown: removing that layer must not crash napari
         self.slide = FileEdit(
             label="Slide", mode="r", nullable=True,
             tooltip="whole-slide image (SVS, TIFF, NDPI…) or, for Visium, the full-resolution image",
