@@ -79,13 +79,10 @@ def cached_frames(
     from napari_pathsae.io.slides import open_slide
     from napari_pathsae.plugin.heatmap_layers import (
         composite_rgba,
-        contrast_for,
-        fade_colormap,
-        feature_rgba,
         heatmap_grid,
         heatmap_layer,
         heatmaps_layer,
-        hue_for,
+        hue_rgba,
     )
     from napari_pathsae.plugin.layers import slide_layer
     from napari_pathsae.plugin.viewport_worker import camera_of
@@ -95,14 +92,12 @@ def cached_frames(
     viewer.add_layer(Layer.create(*slide_layer(open_slide(slide_path))))
     colours = []
     for feature in range(heatmaps):
-        data, kwargs, kind = heatmap_layer(session, feature, feature)
+        grid = heatmap_grid(session, feature)
+        data, kwargs, kind = heatmap_layer(session, feature, feature, grid)
         if separate:  # before issue 17: each feature's layer drew its own full grid
-            grid = heatmap_grid(session, feature)
-            data, kwargs = grid, {**kwargs, "scale": session.placement.scale(), "contrast_limits": contrast_for(grid)}
+            data, kwargs = grid, {**kwargs, "scale": session.placement.scale()}
         viewer.add_layer(Layer.create(data, kwargs, kind))
-        colours.append(
-            feature_rgba(heatmap_grid(session, feature), fade_colormap(hue_for(feature)), kwargs["contrast_limits"])
-        )
+        colours.append(hue_rgba(grid, feature))
     if heatmaps and not separate:  # as the painter shows them: one composite draws every feature
         viewer.add_layer(Layer.create(*heatmaps_layer(session, composite_rgba(colours))))
     canvas = viewer.window._qt_viewer.canvas._scene_canvas

@@ -104,14 +104,14 @@ def heatmap_name(session: ExplorerSession, feature: int) -> str:
     return f"pathsae {session.feature_name(feature)}"
 
 
-def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0) -> tuple:
+def heatmap_layer(session: ExplorerSession, feature: int, position: int = 0, grid: np.ndarray | None = None) -> tuple:
     """A feature's own layer: its name, hue, contrast limits, opacity, visibility and legend.
 
     It draws nothing itself (two texels, smaller than a screen pixel, at the grid's corner): the
     pixels of every selected feature are drawn by one composite layer (``heatmaps_layer``) that
-    reads these settings, so ten features cost one layer's drawing (napari issue 3630)."""
-    grid = heatmap_grid(session, feature)
-    low, high = contrast_for(grid)
+    reads these settings, so ten features cost one layer's drawing (napari issue 3630). ``grid``:
+    the feature's heatmap_grid when the caller has it already."""
+    low, high = contrast_for(heatmap_grid(session, feature) if grid is None else grid)
     kwargs = {
         "name": heatmap_name(session, feature),
         "scale": (LEGEND_TEXEL, LEGEND_TEXEL),
@@ -137,6 +137,11 @@ def feature_rgba(grid: np.ndarray, colormap: Colormap, contrast_limits, opacity:
     rgba = colormap.map(scaled.ravel()).reshape(*grid.shape, 4)
     rgba[..., 3] *= opacity
     return rgba
+
+
+def hue_rgba(grid: np.ndarray, position: int) -> np.ndarray:
+    """A feature's colours as its layer starts: the hue of its position, 0 to its highest value."""
+    return feature_rgba(grid, fade_colormap(hue_for(position)), contrast_for(grid))
 
 
 def over(top: np.ndarray, below: np.ndarray) -> np.ndarray:
@@ -173,10 +178,9 @@ def heatmaps_layer(session: ExplorerSession, rgba: np.ndarray) -> tuple:
     return (rgba, kwargs, "image")
 
 
-def not_computed_grid(session: ExplorerSession) -> np.ndarray:
-    """(rows, cols) 1 on tissue tiles whose activations are not computed yet, 0 elsewhere."""
+def not_computed_grid(session: ExplorerSession, missing: np.ndarray) -> np.ndarray:
+    """(rows, cols) 1 on the tissue tiles ``missing`` (session.missing()), 0 elsewhere."""
     grid = np.zeros(session.placement.grid_shape, np.float32)
-    missing = session.missing()
     grid[session.grid_index[missing, 0], session.grid_index[missing, 1]] = 1.0
     return grid
 

@@ -21,13 +21,13 @@ from .heatmap_layers import (
     NOT_COMPUTED_RGBA,
     composite_rgba,
     contrast_for,
-    fade_colormap,
     feature_rgba,
     heatmap_grid,
     heatmap_layer,
     heatmap_name,
     heatmaps_layer,
     hue_for,
+    hue_rgba,
     layer_kind,
     not_computed_grid,
     show_legend,
@@ -46,18 +46,9 @@ class HeatmapPainter:
 
     def __init__(self, state):
         self.state = state
-        self._timer = QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.refresh_now)
-        self._repaint_soon = QTimer()
-        self._repaint_soon.setSingleShot(True)
-        self._repaint_soon.setInterval(0)
-        self._repaint_soon.timeout.connect(self.repaint)
-        self._settle_soon = QTimer()
-        self._settle_soon.setSingleShot(True)
-        self._settle_soon.setInterval(0)
-        self._settle_soon.timeout.connect(self.settle)
+        self._timer = _single_shot(REFRESH_MS, self.refresh_now)
+        self._repaint_soon = _single_shot(0, self.repaint)
+        self._settle_soon = _single_shot(0, self.settle)
         self._shown: list[int] = []  # the selected features, in hue order
         self._grids: dict[int, np.ndarray] = {}  # each shown feature's grid as last read (refreshed as tiles arrive)
         self._to_add: list[int] = []  # features whose layer is still to be added (one per event-loop turn)
@@ -128,20 +119,22 @@ class HeatmapPainter:
         if session is None:
             return
         if self._shown and self.composite() is None:
-            data, kwargs, _ = heatmaps_layer(session, self._rgba())
+            missing = session.missing()
+            data, kwargs, _ = heatmaps_layer(session, self._rgba(missing))
             layer = viewer.add_image(data, **kwargs)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
-            self._name_composite(layer)
+            self._name_composite(layer, missing)
         elif self._to_remove:
             viewer.layers.remove(self._to_remove.pop())
         elif self._to_add:
-            feature = self._to_add.pop(0)
-            if feature in self._shown and feature not in self.heatmaps():
-                data, kwargs, _ = heatmap_layer(session, feature, self._shown.index(feature))
+            feature = self._to_add.pop(0)  # (_to_add is rebuilt from the selection at each paint)
+            if feature not in self.heatmaps():
+                position = self._shown.index(feature)
+                data, kwargs, _ = heatmap_layer(session, feature, position, self._grids.get(feature))
                 layer = viewer.add_image(data, **kwargs)
                 for setting in DRAWN_SETTINGS:
                     getattr(layer.events, setting).connect(self._schedule_repaint)
-                self._show(layer, self._shown.index(feature))
+                self._show(layer, position)
         elif not self._shown and (layer := self.composite()) is not None:
             viewer.layers.remove(layer)
         else:
@@ -158,7 +151,7 @@ class HeatmapPainter:
 
     def _point(self, layer, feature: int, position: int) -> None:
         """Re-point a deselected feature's layer at ``feature`` (far cheaper than a new layer)."""
-        data, kwargs, _ = heatmap_layer(self.state.session, feature, position)
+        data, kwargs, _ = heatmap_layer(self.state.session, feature, position, self._grids[feature])
         layer.metadata = kwargs["metadata"]
         layer.data = data
         layer.colormap = kwargs["colormap"]
@@ -169,8 +162,9 @@ class HeatmapPainter:
         layer.visible = True  # a selected feature is always shown, even in a layer the user had hidden
         show_legend(layer, HUES[hue_for(position)])
 
-    def _rgba(self) -> np.ndarray:
-        """The composite's pixels: each shown feature with its layer's settings (the defaults while it has none)."""
+    def _rgba(self, missing: np.ndarray) -> np.ndarray:
+        """The composite's pixels: each shown feature with its layer's settings (the defaults while it has
+        none), over the grey of the ``missing`` tiles."""
         layers, session = self.heatmaps(), self.state.session
         colours = []
         for position, feature in enumerate(self._shown):
@@ -181,12 +175,12 @@ class HeatmapPainter:
             if layer is not None and layer.visible:
                 colours.append(feature_rgba(grid, layer.colormap, layer.contrast_limits, layer.opacity))
             elif layer is None and feature in self._to_add:  # its layer comes on a later turn
-                colours.append(feature_rgba(grid, fade_colormap(hue_for(position)), contrast_for(grid)))
-        return composite_rgba(colours, not_computed_grid(session))
+                colours.append(hue_rgba(grid, position))
+        return composite_rgba(colours, not_computed_grid(session, missing))
 
-    def _name_composite(self, layer) -> None:
+    def _name_composite(self, layer, missing: np.ndarray) -> None:
         """Its name says what the grey is while some tiles are not computed; the name shows on the canvas then."""
-        computing = bool(self.state.session.missing().any())
+        computing = bool(missing.any())
         name = HEATMAPS_LAYER_COMPUTING if computing else HEATMAPS_LAYER
         if layer.name != name:
             layer.name = name
@@ -203,8 +197,9 @@ class HeatmapPainter:
         """Draw the composite again from the feature layers and their grids as last read (one texture upload)."""
         if self.state.session is None or (layer := self.composite()) is None:
             return
-        layer.data = self._rgba()
-        self._name_composite(layer)
+        missing = self.state.session.missing()  # read once: the grey and the name both follow it
+        layer.data = self._rgba(missing)
+        self._name_composite(layer, missing)
         self._repaint_soon.stop()
 
     def refresh(self, _indices: np.ndarray | None = None) -> None:
@@ -271,3 +266,12 @@ class HeatmapPainter:
     def rename(self) -> None:
         for feature, layer in self.heatmaps().items():
             layer.name = heatmap_name(self.state.session, feature)
+
+
+def _single_shot(interval_ms: int, slot) -> QTimer:
+    """A single-shot timer calling ``slot`` (restarting it while active coalesces the calls)."""
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(slot)
+    return timer
