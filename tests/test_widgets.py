@@ -124,6 +124,10 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     click_row(qtbot, browser.table, browser.row_of(second))
     qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     assert state.selected == [second] and f"pathsae f{first}" not in viewer.layers
+    # it keeps its hue now that it is alone, and its name on the canvas is written in that hue
+    kept = viewer.layers[f"pathsae f{second}"]
+    assert kept.colormap.name == other.colormap.name
+    np.testing.assert_allclose(kept.name_overlay.color[:3], kept.colormap.colors[-1][:3])
     click_row(qtbot, browser.table, browser.row_of(first))
     qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
     assert f"pathsae f{first}" in viewer.layers and f"pathsae f{second}" not in viewer.layers

@@ -17,7 +17,6 @@ from ..names import LayerKind
 from .heatmap_layers import (
     HEATMAPS_LAYER,
     HEATMAPS_LAYER_COMPUTING,
-    HUES,
     NOT_COMPUTED_RGBA,
     composite_rgba,
     contrast_for,
@@ -26,7 +25,6 @@ from .heatmap_layers import (
     heatmap_layer,
     heatmap_name,
     heatmaps_layer,
-    hue_for,
     hue_rgba,
     layer_kind,
     not_computed_grid,
@@ -102,7 +100,7 @@ class HeatmapPainter:
                 layer = spare.pop()
                 self._point(layer, feature, position)
             if layer is not None:
-                self._show(layer, position)
+                self._show(layer)
         self._to_add = [f for f in self._shown if f not in self.heatmaps()]
         self._to_remove = spare
         self.repaint()
@@ -134,7 +132,7 @@ class HeatmapPainter:
                 layer = viewer.add_image(data, **kwargs)
                 for setting in DRAWN_SETTINGS:
                     getattr(layer.events, setting).connect(self._schedule_repaint)
-                self._show(layer, position)
+                self._show(layer)
         elif not self._shown and (layer := self.composite()) is not None:
             viewer.layers.remove(layer)
         else:
@@ -158,9 +156,14 @@ class HeatmapPainter:
         layer.contrast_limits = kwargs["contrast_limits"]
         layer.name = kwargs["name"]
 
-    def _show(self, layer, position: int) -> None:
+    @staticmethod
+    def _recolour_name(event) -> None:
+        """A colormap the user picks for a feature's layer recolours its name too."""
+        event.source.name_overlay.color = legend_colour(event.source)
+
+    def _show(self, layer) -> None:
         layer.visible = True  # a selected feature is always shown, even in a layer the user had hidden
-        show_legend(layer, HUES[hue_for(position)])
+        show_legend(layer, legend_colour(layer))
 
     def _rgba(self, missing: np.ndarray) -> np.ndarray:
         """The composite's pixels: each shown feature with its layer's settings (the defaults while it has
@@ -275,3 +278,9 @@ def _single_shot(interval_ms: int, slot) -> QTimer:
     timer.setInterval(interval_ms)
     timer.timeout.connect(slot)
     return timer
+
+
+def legend_colour(layer) -> tuple:
+    """The colour a feature's name is written in: its colormap's strongest colour, opaque (so the name
+    matches its colorbar and its tiles, whatever hue the layer kept or the user chose)."""
+    return (*layer.colormap.colors[-1][:3], 1.0)
