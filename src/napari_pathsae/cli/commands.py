@@ -42,7 +42,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.min_tissue)
     for slide in args.slides:
-        if not slide.is_file():
+        if not slide.exists():
             raise PathsaeError(f"no such slide: {slide}")
     if args.visium and len(args.slides) > 1:
         raise PathsaeError("--visium belongs to one section: embed its slide alone")
@@ -70,6 +70,7 @@ def _embed(args: argparse.Namespace) -> None:
         args.chunk_tiles,
         args.readers,
         visium_fingerprint(sample) if args.visium else None,
+        args.backend,
     )
     tiles = None  # each slide's tissue grid, so a blank slide is refused before the model loads
     for slide in args.slides:
@@ -108,6 +109,31 @@ def _embed(args: argparse.Namespace) -> None:
         args.workers,
         lambda s: print(summary_line(s)),
     )
+
+
+def _import(args: argparse.Namespace) -> None:
+    from ..engine.import_embeddings import import_embeddings
+
+    files, slides, coords = args.files, args.slide, args.coords or [None] * len(args.files)
+    if len(slides) != len(files) or len(coords) != len(files):
+        raise PathsaeError(f"{len(files)} files need as many --slide (got {len(slides)}) and --coords, in order")
+    if len(files) == 1:
+        stores = [args.output]
+    else:
+        stems = [f.name.split(".")[0] for f in files]
+        if len(set(stems)) != len(stems):
+            raise PathsaeError("several files share a name; import them into separate output folders")
+        args.output.mkdir(parents=True, exist_ok=True)
+        stores = [args.output / f"{stem}.zarr" for stem in stems]
+    for file, slide, coord, store in zip(files, slides, coords, stores, strict=True):
+        summary = import_embeddings(
+            file, slide, store, args.format, coord, args.slide_mpp, args.encoder, slide_backend=args.backend
+        )
+        _print_notes(summary["notes"])
+        print(
+            f"{store}: {summary['tiles']} tiles x {summary['width']} features of {summary['encoder']} "
+            f"from {summary['format']} ({file.name}) in {summary['seconds']:.1f} s"
+        )
 
 
 def _slide_knows_mpp(path: Path) -> bool:
@@ -351,7 +377,10 @@ def _slide_for_figures(store) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    if args.path.suffix.lower() == ".h5ad" or args.path.is_dir():
+    from ..io.slides import is_slide_folder
+
+    visium_folder = args.path.is_dir() and not is_slide_folder(args.path) and not args.backend
+    if args.path.suffix.lower() == ".h5ad" or visium_folder:
         from ..io.visium import open_visium
 
         sample = open_visium(args.path, fullres_image=args.fullres, mpp=args.slide_mpp)
@@ -364,7 +393,7 @@ def _info(args: argparse.Namespace) -> None:
         return
     from ..io.slides import open_slide
 
-    slide = open_slide(args.path, mpp=args.slide_mpp)
+    slide = open_slide(args.path, mpp=args.slide_mpp, backend=args.backend)
     mpp = f"{slide.mpp:.4f} µm/px ({slide.mpp_source})" if slide.mpp else "unknown µm/px"
     print(f"{args.path.name}: {slide.backend}, axes {slide.axes}, {mpp}, pyramid {slide.pyramid}")
     for i, shape in enumerate(slide.level_shapes):
@@ -387,7 +416,7 @@ def _view(args: argparse.Namespace) -> None:
     else:
         rest = args.paths
     for path in rest:
-        layers += layers_for(str(path), None, args.slide_mpp, [])
+        layers += layers_for(str(path), None, args.slide_mpp, [], args.backend)
     shot = run_viewer(layers, screenshot=args.screenshot)
     if shot:
         print(f"screenshot: {shot}")
@@ -435,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
         commands.update(encode=_encode, correlate=_correlate, export=_export, match=_match, concepts=_concepts)
         commands["report"] = _report
+        commands["import"] = _import
         commands["predict-genes"] = _predict_genes
         commands[args.command](args)
     except PathsaeError as exc:

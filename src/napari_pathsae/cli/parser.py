@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path, help="slide, image, Space Ranger outs/ folder or .h5ad")
     info.add_argument("--fullres", type=Path, help="full-resolution slide of a Visium sample")
     info.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the (full-resolution) slide")
+    _backend_option(info)
 
     view = commands.add_parser("view", help="open slides/samples in napari with the plugin docked")
     view.add_argument("paths", type=Path, nargs="*", help="slides or images")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the slide when its metadata lacks it")
     view.add_argument("--genes", nargs="*", default=[], help="genes to colour spots by")
     view.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
+    _backend_option(view)
 
     _engine_commands(commands)
     _analysis_commands(commands)
@@ -51,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--screenshot", type=Path, help="write a PNG of the window and exit")
     demo.add_argument("--sample", default="skin_slide", choices=["skin_slide", "visium_heart"])
     return parser
+
+
+def _backend_option(command) -> None:
+    from ..io.backends import backends
+
+    command.add_argument(
+        "--backend", choices=[b.name for b in backends()],
+        help="the slide reader (default: tifffile for the TIFF family, else the one that recognises the file)",
+    )  # fmt: skip
 
 
 def _engine_commands(commands) -> None:
@@ -69,6 +80,7 @@ def _engine_commands(commands) -> None:
         "--min-tissue", type=fraction(), default=MIN_TISSUE_DEFAULT, help="minimum tissue share of a kept tile"
     )
     embed.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the slide when its metadata lacks it")
+    _backend_option(embed)
     embed.add_argument("--device", default="auto", choices=DEVICES)
     embed.add_argument("--dtype", default="auto", choices=["auto", *DTYPES])
     embed.add_argument("--batch-size", type=positive_int(), default=32)
@@ -87,6 +99,22 @@ def _engine_commands(commands) -> None:
     )
     embed.add_argument("--chunk-tiles", type=positive_int(), default=512, help="tiles written together")
     embed.add_argument("--readers", type=positive_int(), help="tile-reading threads (1 on CPU, up to 8 on GPU)")
+
+    from ..io.importers import importer_names
+
+    imports = commands.add_parser(
+        "import", help="embeddings from TRIDENT, CLAM or STAMP into a store of their slide (then train/encode/view)"
+    )
+    imports.add_argument("files", type=Path, nargs="+", help="embedding files (.h5, or CLAM/TRIDENT .pt)")
+    imports.add_argument("--slide", type=Path, nargs="+", required=True, help="the slide of each file, in order")
+    imports.add_argument("-o", "--output", type=Path, required=True, help="store (one file) or folder of stores")
+    imports.add_argument("--format", choices=importer_names(), help="the file's format (default: recognised)")
+    imports.add_argument(
+        "--coords", type=Path, nargs="+", help="patching h5 of each file (.pt features, or CLAM's patch size)"
+    )
+    imports.add_argument("--slide-mpp", type=microns_per_pixel(), help="µm/px of the slide when its metadata lacks it")
+    imports.add_argument("--encoder", help="the encoder's name when the file does not record it (CLAM)")
+    _backend_option(imports)
 
     train = commands.add_parser("train", help="train an SAE on stored embeddings")
     train.add_argument("stores", type=Path, nargs="+")

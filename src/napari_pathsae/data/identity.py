@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PathsaeError
 from ..names import layer_block
-from .store import TileStore, content_sha256
+from .store import TileStore, slide_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def verified_slide_path(store: TileStore) -> Path | None:
     """The store's slide when it is still the file that was embedded (sha256), None when it is gone;
     a file at that path with other content is refused in one line."""
     path = Path(store.provenance["slide_path"])
-    if not path.is_file():
+    if not path.exists():
         return None
-    if content_sha256(path) != store.identity.get("slide_sha256"):
+    if slide_sha256(path) != store.identity.get("slide_sha256"):
         raise PathsaeError(
             f"{path} is no longer the slide {store.path.name} was embedded from (its sha256 changed); "
             "put the original back or embed the new file into a new store"

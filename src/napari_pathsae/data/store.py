@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 from .._version import __version__
 from ..errors import PathsaeError
 from ..io.slides import Slide
-from .tiles import GRID_LAYOUT, TileGrid
+from .tiles import GRID_LAYOUT, TileGeometry, TileGrid
 
 FORMAT = "napari-pathsae/tiles-v1"
 CHUNK_TILES = 512
@@ -43,6 +43,19 @@ def content_sha256(path: Path) -> str:
     """sha256 of the whole file, streamed (about 1 s per GB)."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def slide_sha256(path: Path) -> str:
+    """sha256 of a slide's content: its file's, or, for a slide that is a folder (DICOM) or keeps its tiles in
+    one beside it (MRXS), of every file there (relative name and content)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.with_suffix("") if path.suffix.lower() == ".mrxs" else None
+    if folder is None or not folder.is_dir():
+        return content_sha256(path)
+    digest = hashlib.sha256(content_sha256(path).encode() if path.is_file() else b"")
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(folder)}:{content_sha256(file)}\n".encode())
+    return digest.hexdigest()
 
 
 _locks: dict[Path, FileLock] = {}
@@ -137,29 +150,35 @@ class TileStore:
         widths: dict[str, tuple[int, ...]],
         chunk_tiles: int = CHUNK_TILES,
         provenance: dict | None = None,
+        identity: dict | None = None,
     ) -> TileStore:
         """The store of ``slide``'s tile ``grid`` embedded by ``encoder`` (its provenance record): created, or
         resumed when slide, encoder and geometry match. Its identity and provenance are assembled here only, so
         every maker of stores (embedding, the viewer, an importer) writes the same schema; ``provenance`` adds
-        keys (the Visium folder, library versions)."""
+        keys (the Visium folder, library versions), ``identity`` what else must match to resume (an imported
+        file's sha256)."""
         if slide.path is None:
             raise PathsaeError("a store is made from a slide file (its content hash is the store's identity)")
         geometry = grid.geometry.to_dict()
         identity = {
-            "slide_sha256": content_sha256(Path(slide.path)),
+            "slide_sha256": slide_sha256(Path(slide.path)),
             "encoder_spec": encoder["spec"],
             "encoder_weights_sha256": encoder["weights_sha256"],
             "geometry": geometry,
             "grid": GRID_LAYOUT,
             "slide_mpp": slide.mpp,
             "outputs": sorted(widths),
+            **(identity or {}),
         }
         record = {
             "slide_path": str(Path(slide.path).resolve()),
             "slide_mpp": slide.mpp,
             "slide_mpp_source": slide.mpp_source,
+            "slide_backend": slide.backend,
             "slide_shape_yx": list(slide.shape_yx),
             "tile_side_level0_px": grid.side0,
+            "grid_step_level0_px": grid.step0,
+            "grid_origin_level0_px": list(grid.origin0),
             "read_level": grid.read_level,
             "encoder": encoder,
             "geometry": geometry,
@@ -248,14 +267,43 @@ class TileStore:
         return int(rows), int(cols)
 
     def tile_at(self, xy: np.ndarray) -> np.ndarray:
-        """Index of the tile containing each level-0 point (``xy`` (..., 2)); -1 where no tile does."""
+        """Index of the tile whose grid cell holds each level-0 point (``xy`` (..., 2)): the tile containing it,
+        the one with the nearest centre where tiles overlap (or, off every cell, a tile containing it); -1 where
+        no tile does."""
         index = self.grid_index
         lookup = np.full(index.max(axis=0) + 1, -1, dtype=np.int64)
         lookup[index[:, 0], index[:, 1]] = np.arange(len(index))
-        cell = np.floor(np.nan_to_num(np.asarray(xy, dtype=float), nan=-1.0) / self.tile_side0).astype(np.int64)
+        xy = np.nan_to_num(np.asarray(xy, dtype=float), nan=-np.inf)
+        found = self._cell_tile(lookup, xy)
+        margin = (self.tile_side0 - self.grid_step0) / 2  # overlapping tiles reach this far past their cells
+        if margin > 0:
+            corners = self.coords.astype(float)
+            for dx in (-margin, 0.0, margin):
+                for dy in (-margin, 0.0, margin):
+                    candidate = self._cell_tile(lookup, xy + np.array([dx, dy]))
+                    corner = corners[np.maximum(candidate, 0)]
+                    within = ((xy >= corner) & (xy < corner + self.tile_side0)).all(axis=-1)
+                    found = np.where((found < 0) & (candidate >= 0) & within, candidate, found)
+        return found
+
+    def _cell_tile(self, lookup: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """The tile of each point's grid cell, -1 where the cell has none."""
+        xy = xy - np.asarray(self.grid_origin0)
+        cell = np.floor(np.clip(xy / self.grid_step0, -1, np.iinfo(np.int32).max)).astype(np.int64)
         row, col = cell[..., 1], cell[..., 0]
         inside = (row >= 0) & (col >= 0) & (row < lookup.shape[0]) & (col < lookup.shape[1])
         return np.where(inside, lookup[np.clip(row, 0, lookup.shape[0] - 1), np.clip(col, 0, lookup.shape[1] - 1)], -1)
+
+    def tile_grid(self) -> TileGrid:
+        """The store's tiles as a TileGrid (what reading their pixels needs), without detecting tissue again."""
+        g, record = self.provenance["geometry"], self.provenance
+        geometry = TileGeometry(int(g["tile_px"]), float(g["mpp"]), float(g["min_tissue"]))
+        index = self.grid_index
+        shape = (int(index[:, 0].max()) + 1, int(index[:, 1].max()) + 1)
+        return TileGrid(
+            self.coords, self.tile_side0, self.tissue_fraction, geometry, self.slide_mpp, int(record["read_level"]),
+            shape, index, self.grid_step0, self.grid_origin0, imported=bool(record.get("imported_from")),
+        )  # fmt: skip
 
     @property
     def tissue_fraction(self) -> np.ndarray:
@@ -264,6 +312,17 @@ class TileStore:
     @property
     def tile_side0(self) -> float:
         return float(self.provenance["tile_side_level0_px"])
+
+    @property
+    def grid_step0(self) -> float:
+        """Level-0 px between neighbouring tiles (the tile side unless tiles overlap)."""
+        return float(self.provenance.get("grid_step_level0_px", self.tile_side0))
+
+    @property
+    def grid_origin0(self) -> tuple[float, float]:
+        """Level-0 (x, y) of grid cell (0, 0)'s top-left corner."""
+        x, y = self.provenance.get("grid_origin_level0_px", (0.0, 0.0))
+        return float(x), float(y)
 
     @property
     def slide_mpp(self) -> float:

@@ -79,6 +79,17 @@ class TileGrid:
     read_level: int  # the stored level tiles are read from
     grid_shape: tuple[int, int]  # rows, cols of the full grid
     grid_index: np.ndarray  # (N, 2) int (row, col) in the grid
+    #: Level-0 px between neighbouring tiles: the side, or less for overlapping tiles (imported grids).
+    step0: float | None = None
+    #: Level-0 (x, y) of grid cell (0, 0)'s top-left corner. A cell is the part of the slide nearest its
+    #: tile's centre: the tile itself when tiles abut, its middle when they overlap.
+    origin0: tuple[float, float] = (0.0, 0.0)
+    #: Tiles placed by another tool (an import): each tile is read at its own ``coords``, not its grid cell.
+    imported: bool = False
+
+    def __post_init__(self) -> None:
+        if self.step0 is None:
+            self.step0 = self.side0
 
     def __len__(self) -> int:
         return len(self.coords)
@@ -190,6 +201,12 @@ def tile_grid(slide: Slide, geometry: TileGeometry, mask: tuple[np.ndarray, floa
     )  # fmt: skip
 
 
+def tissue_fractions(mask: tuple[np.ndarray, float], coords: np.ndarray, side0: float) -> np.ndarray:
+    """Share of each square tile (level-0 top-left ``coords`` (N, 2), side ``side0``) that the mask calls tissue."""
+    tissue, per_px = mask
+    return _fractions(tissue, coords[:, 0] / per_px, coords[:, 1] / per_px, side0 / per_px)
+
+
 def tiled_tissue_fraction(grid: TileGrid, mask: tuple[np.ndarray, float]) -> float:
     """Share of the detected tissue (mask pixels) that lies inside a kept tile: the grid's coverage."""
     tissue, per_px = mask
@@ -219,17 +236,21 @@ def read_tiles(slide: Slide, grid: TileGrid, indices: np.ndarray) -> np.ndarray:
     side = grid.side0 / scale  # tile side at the read level, float
     out = np.empty((len(indices), px, px, 3), dtype=np.uint8)
     order = np.lexsort((grid.grid_index[indices, 1], grid.grid_index[indices, 0]))
+    run_tiles = 1 if grid.imported else RUN_TILES  # imported tiles may overlap or sit off their cells
     start = 0
     while start < len(order):
         row, col = grid.grid_index[indices[order[start]]]
         stop = start + 1
         while (
             stop < len(order)
-            and stop - start < RUN_TILES
+            and stop - start < run_tiles
             and tuple(grid.grid_index[indices[order[stop]]]) == (row, col + stop - start)
         ):
             stop += 1
-        top, left = row * side, col * side
+        if grid.imported:
+            left, top = grid.coords[indices[order[start]]] / scale
+        else:
+            top, left = row * side, col * side
         y0, x0 = int(np.floor(top)), int(np.floor(left))
         region = slide.read_region(
             level, y0, x0, int(np.ceil(top + side)) - y0 + 1, int(np.ceil(left + (stop - start) * side)) - x0 + 1

@@ -1,9 +1,10 @@
 """Where the tile grid sits in a sample's world frame, and which tiles a view box shows.
 
-A tile (row, col) covers level-0 pixels [col·side, (col+1)·side) x [row·side, (row+1)·side).
-napari centres image pixel i on ``i·scale + translate``, so level-0 pixel p is centred on
-``p·w`` (w: world units per level-0 pixel) and a one-value-per-tile grid needs
-``scale = side·w`` and ``translate = (side - 1)·w / 2`` to share the tiles' exact boundaries.
+Grid cell (row, col) covers level-0 pixels [ox + col·s, ox + (col+1)·s) x [oy + row·s, oy + (row+1)·s),
+s the step between tiles (their side unless they overlap) and (ox, oy) the grid's origin (0 for the
+store's own grids). napari centres image pixel i on ``i·scale + translate``, so level-0 pixel p is
+centred on ``p·w`` (w: world units per level-0 pixel) and a one-value-per-cell grid needs
+``scale = s·w`` and ``translate = (o + (s - 1) / 2)·w`` to share the cells' exact boundaries.
 """
 
 from __future__ import annotations
@@ -17,29 +18,35 @@ import numpy as np
 class GridPlacement:
     """The tile grid in world (row, col) units."""
 
-    side0: float  # tile side in level-0 px
+    side0: float  # grid cell side in level-0 px: the tile side, or the step between overlapping tiles
     world_per_px: float  # world units per level-0 px (µm/px, or 1 when µm are unknown)
     grid_shape: tuple[int, int]  # rows, cols spanned by the tiles
+    origin0: tuple[float, float] = (0.0, 0.0)  # level-0 (x, y) of cell (0, 0)'s top-left corner
+
+    @property
+    def _origin_rc(self) -> np.ndarray:
+        return np.array([self.origin0[1], self.origin0[0]], dtype=float)
 
     def scale(self, subdivisions: int = 1) -> tuple[float, float]:
-        """napari scale of a grid with ``subdivisions`` x ``subdivisions`` values per tile."""
+        """napari scale of a grid with ``subdivisions`` x ``subdivisions`` values per cell."""
         s = self.side0 * self.world_per_px / subdivisions
         return (s, s)
 
     def translate(self, subdivisions: int = 1) -> tuple[float, float]:
-        """napari translate putting that grid's pixel edges on the tile edges."""
-        t = (self.side0 / subdivisions - 1) * self.world_per_px / 2
-        return (t, t)
+        """napari translate putting that grid's pixel edges on the cell edges."""
+        t = (self._origin_rc + (self.side0 / subdivisions - 1) / 2) * self.world_per_px
+        return (float(t[0]), float(t[1]))
 
     def tile_box_world(self, grid_index: np.ndarray) -> np.ndarray:
-        """(N, 4) world (row0, col0, row1, col1) of tiles' outer edges."""
+        """(N, 4) world (row0, col0, row1, col1) of cells' outer edges."""
         edge = self.side0 * self.world_per_px
-        top_left = np.asarray(grid_index, dtype=float) * edge - self.world_per_px / 2
+        top_left = (np.asarray(grid_index, dtype=float) * self.side0 + self._origin_rc - 0.5) * self.world_per_px
         return np.concatenate([top_left, top_left + edge], axis=1)
 
     def world_to_grid(self, world_rowcol: np.ndarray) -> np.ndarray:
         """World (row, col) points to fractional grid (row, col)."""
-        return (np.asarray(world_rowcol, dtype=float) + self.world_per_px / 2) / (self.side0 * self.world_per_px)
+        level0 = np.asarray(world_rowcol, dtype=float) / self.world_per_px + 0.5
+        return (level0 - self._origin_rc) / self.side0
 
 
 def tiles_in_view(grid_index: np.ndarray, placement: GridPlacement, box: np.ndarray, margin: float = 0.0) -> np.ndarray:

@@ -52,6 +52,7 @@ class EmbedOptions:
     chunk_tiles: int = 512  # tiles written (and redone after a kill) together
     readers: int | None = None  # threads reading tiles; None: 1 on CPU, more on a GPU (see reader_threads)
     visium_fingerprint: str | None = None  # identity.visium_fingerprint of that folder: later analyses check it
+    slide_backend: str | None = None  # the slide reader (io/backends/) forced by --backend; None: by the file
 
 
 def reader_threads(options: EmbedOptions, device: torch.device) -> int:
@@ -73,7 +74,7 @@ def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[in
 
 def open_tiles(slide_path: str | Path, options: EmbedOptions = EmbedOptions()) -> tuple[Slide, TileGrid]:
     """The slide and its tissue tile grid: checked before a model is loaded (a blank image is refused at once)."""
-    slide = open_slide(slide_path, mpp=options.slide_mpp)
+    slide = open_slide(slide_path, mpp=options.slide_mpp, backend=options.slide_backend)
     try:
         return slide, tile_grid(slide, options.geometry)
     except BaseException:

@@ -26,7 +26,7 @@ from ..errors import PathsaeError
 from ..io.visium import VisiumSample
 from ..names import feature_index, feature_name, layer_block
 from .embed import EmbedOptions
-from .tile_computer import TileComputer
+from .tile_computer import TileComputer, is_imported_store
 from .worker_process import TileWorkerProcess, WorkerSpec
 
 LABELS_FILE = "feature_labels.json"
@@ -63,7 +63,8 @@ class ExplorerSession:
         dtype: str = "auto",
         worker_process: bool = False,
     ) -> ExplorerSession:
-        """Load the encoder, open or create the slide's store, and attach the SAE when given.
+        """Load the encoder, open or create the slide's store, and attach the SAE when given. A store of imported
+        features (`pathsae import`) is opened as it is: no encoder is loaded, ``encoder_spec`` is not used.
 
         ``worker_process``: the encoder runs in a separate process (the viewer's), this one only reads the store."""
         from ..models.encoders import load_encoder
@@ -74,7 +75,9 @@ class ExplorerSession:
             layer = sae_layer(read_cfg(sae_dir))
             if (block := layer_block(layer)) is not None:
                 options = replace(options, layers=(block,))
-        if worker_process:
+        if is_imported_store(store_path):  # another tool's features: no encoder runs, the SAE reads them
+            computer = TileComputer(slide_path, store_path, None, options)
+        elif worker_process:
             spec = WorkerSpec(str(slide_path), str(store_path), encoder_spec, options, architecture, device, dtype,
                               allow_random)  # fmt: skip
             remote = TileWorkerProcess(spec)
@@ -204,7 +207,8 @@ class ExplorerSession:
         """The tile grid in the world frame."""
         frame = self.frame
         shape = tuple(int(v) + 1 for v in self.grid_index.max(axis=0))
-        return GridPlacement(self.computer.grid.side0, frame.world_per_fullres_px, shape)
+        grid = self.computer.grid
+        return GridPlacement(grid.step0, frame.world_per_fullres_px, shape, grid.origin0)
 
     @property
     def world_units(self) -> str:

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from ..data.identity import check_sae_fits_store
-from ..data.store import TileStore, writer_lock
+from ..data.store import TileStore, slide_sha256, writer_lock
 from ..data.tiles import read_tiles
 from ..errors import PathsaeError
+from ..io.slides import Slide, open_slide
 from ..models.encoders import Encoder
 from ..models.sae.base import SAE
 from .embed import EmbedOptions, embed_batches, open_tiles, prepare_store
@@ -36,7 +37,12 @@ class TileComputer:
     ):
         self.options = options = options or EmbedOptions()
         self.remote = remote
-        if remote is None:
+        if remote is None and encoder is None:  # features imported from another tool: nothing to embed here
+            self.encoder = None
+            self.store = TileStore.open(store_path, mode="r+")
+            self.slide = _store_slide(self.store, slide_path)
+            self.grid = self.store.tile_grid()
+        elif remote is None:
             self.encoder = encoder
             self.store, self.slide, self.grid = prepare_store(slide_path, store_path, encoder, options)
         else:  # the worker has created or resumed the store (and checked its identity)
@@ -89,6 +95,11 @@ class TileComputer:
             return self._compute_remotely(indices)
         with self._lock:
             new = indices[~self.embedded[indices]]
+            if len(new) and self.encoder is None:
+                raise PathsaeError(
+                    f"{len(new)} tiles of {self.store.path.name} have no features (an import stopped midway?): "
+                    "run `pathsae import` again to finish it"
+                )
             if len(new):
                 with writer_lock(self.store.path):  # a CLI run on this store may have embedded them meanwhile
                     written = self.store.embedded_tiles(new)
@@ -154,3 +165,21 @@ class TileComputer:
         if self.remote is not None:
             self.remote.stop()
         self.slide.close()
+
+
+def is_imported_store(store_path: str | Path) -> bool:
+    """Whether ``store_path`` is a store of features imported from another tool (`pathsae import`)."""
+    path = Path(store_path)
+    if not (path / "zarr.json").is_file():
+        return False
+    return bool(TileStore.open(path).provenance.get("imported_from"))
+
+
+def _store_slide(store: TileStore, slide_path: str | Path) -> Slide:
+    """The slide of an imported store, opened at the store's µm/px; another file is refused."""
+    if slide_sha256(Path(slide_path)) != store.identity.get("slide_sha256"):
+        raise PathsaeError(
+            f"{store.path.name} holds features of another slide than {Path(slide_path).name} "
+            f"({Path(store.provenance['slide_path']).name})"
+        )
+    return open_slide(slide_path, mpp=store.slide_mpp, backend=store.provenance.get("slide_backend"))

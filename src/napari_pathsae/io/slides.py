@@ -9,26 +9,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import PathsaeError, UnsupportedFileError
-from .backends import backend_for, slide_suffixes
+from .backends import backend_for, backend_named, slide_suffixes
 from .slide import Slide, white_level
 
 #: Every suffix a backend opens (the reader's and napari.yaml's list, checked by tests/test_slides.py).
 SLIDE_SUFFIXES = slide_suffixes()
 
 
-def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
-    """Open a slide or image lazily; ``mpp`` overrides the resolution found in its metadata."""
+def open_slide(path: str | Path, mpp: float | None = None, backend: str | None = None) -> Slide:
+    """Open a slide or image lazily; ``mpp`` overrides the resolution found in its metadata, ``backend`` names
+    the reader (io/backends/) instead of the one its suffix or bytes choose."""
     path = Path(path)
-    if path.is_dir():
-        raise PathsaeError(f"{path} is a folder, not a slide file (a Visium folder opens with open_visium)")
-    if not path.is_file():
+    if not path.exists():
         raise PathsaeError(f"no such file: {path}")
-    backend = backend_for(path)
-    if backend is None:
-        raise UnsupportedFileError(
-            f"{path.name}: not a slide or image napari-pathsae can open (expected one of {', '.join(SLIDE_SUFFIXES)})"
+    chosen = backend_named(backend) if backend else backend_for(path)
+    if chosen is None and path.is_dir():
+        raise PathsaeError(
+            f"{path} is a folder, not a slide file (a DICOM slide's folder holds .dcm files; "
+            "a Visium folder opens with open_visium)"
         )
-    slide = backend.open(path)
+    if chosen is None:
+        raise UnsupportedFileError(
+            f"{path.name}: not a slide or image napari-pathsae can open (expected one of {', '.join(SLIDE_SUFFIXES)}"
+            ", or a DICOM folder)"
+        )
+    slide = chosen.open(path)
     try:
         return slide.with_mpp(mpp)
     except BaseException:
@@ -36,4 +41,10 @@ def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
         raise
 
 
-__all__ = ["SLIDE_SUFFIXES", "Slide", "open_slide", "white_level"]
+def is_slide_folder(path: str | Path) -> bool:
+    """A folder that a slide backend opens (a DICOM slide's .dcm files), not a Visium folder."""
+    path = Path(path)
+    return path.is_dir() and backend_for(path) is not None
+
+
+__all__ = ["SLIDE_SUFFIXES", "Slide", "is_slide_folder", "open_slide", "white_level"]

@@ -41,10 +41,11 @@ class ViewportWorker(QObject):
         super().__init__()
         self.state = state
         self.session = state.session
-        device = self.session.encoder.device
-        if device.type == "cpu" and self.session.computer.remote is None:
+        encoder = self.session.encoder  # None on imported features: only the SAE runs, here, on the CPU
+        on_cpu = encoder is None or encoder.device.type == "cpu"
+        if on_cpu and self.session.computer.remote is None:
             leave_a_core_free()  # computing in this process (the worker process leaves a core itself)
-        self.batch_size = CPU_BATCH if device.type == "cpu" else max(CPU_BATCH, self.session.batch_size)
+        self.batch_size = CPU_BATCH if on_cpu else max(CPU_BATCH, self.session.batch_size)
         self._view: list[int] = []
         self._slide: list[int] = []
         self._slide_total = 0

@@ -1,4 +1,5 @@
-"""Activation (or embedding) tables for the whole slide, a bbox or a GeoJSON polygon: CSV, Parquet or .h5ad.
+"""Activation (or embedding) tables for the whole slide, a bbox or a GeoJSON polygon: CSV, Parquet, .h5ad, or
+TRIDENT-style .h5 (tiles only; report/trident_h5.py).
 
 Tiles are rows; a tile belongs to a region when its centre does. Coordinates are level-0 pixels
 (x, y) as in QuPath and GeoJSON exports; µm columns follow from the slide's µm/px. Files are
@@ -19,7 +20,7 @@ from ..data.outputs import atomic_output, writable_target
 from ..data.store import TileStore
 from ..errors import PathsaeError
 
-FORMATS = (".csv", ".parquet", ".h5ad")
+FORMATS = (".csv", ".parquet", ".h5ad", ".h5")
 
 
 def region_mask(
@@ -101,7 +102,7 @@ def _table_format(path: str | Path) -> str:
     """The output's suffix, once it is one we write."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise PathsaeError(f"{Path(path).name}: choose a .csv, .parquet or .h5ad output")
+        raise PathsaeError(f"{Path(path).name}: choose a .csv, .parquet, .h5ad or (tiles) .h5 output")
     return suffix
 
 
@@ -153,9 +154,19 @@ def export_tiles(
     meta, matrix, kind = tile_table(store, region_mask(centres, bbox, geojson, polygon), sae)
     if len(meta) == 0:
         raise PathsaeError("no tile lies in the region")
+    if _table_format(path) == ".h5":
+        from .trident_h5 import write_trident_h5
+
+        with atomic_output(path, overwrite) as temp:
+            write_trident_h5(store, meta, matrix, kind, sae or _activation_name(store, kind), temp)
+        return len(meta)
     xy = centres[meta["tile"].to_numpy()].astype(float)
     write_table(meta, matrix, kind, path, xy, {"store": str(store.path), "provenance": store.provenance}, overwrite)
     return len(meta)
+
+
+def _activation_name(store: TileStore, kind: str) -> str | None:
+    return store.activation_names()[0] if kind == "activation" else None
 
 
 def export_spots(
@@ -171,6 +182,8 @@ def export_spots(
 ) -> int:
     """Visium spot table: aggregated tile features beside the spots' normalised expression, for the spots
     whose centres lie in the region (``bbox``, ``geojson`` and/or ``polygon``, as for tiles)."""
+    if _table_format(path) == ".h5":
+        raise PathsaeError(f"{Path(path).name}: a spot table is written as .csv, .parquet or .h5ad (.h5 is for tiles)")
     checked_output(path, overwrite)
     array, kind = store.values(sae)
     values, covered = aggregate_to_spots(store, sample, np.asarray(array[:], dtype=np.float32))

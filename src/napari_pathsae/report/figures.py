@@ -43,7 +43,7 @@ def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float,
     path = verified_slide_path(store)
     if path is None:
         return None, box
-    slide = open_slide(path)
+    slide = open_slide(path, backend=store.provenance.get("slide_backend"))
     try:
         level = next(
             (i for i, s in enumerate(slide.level_shapes) if max(s[:2]) <= 4 * THUMBNAIL_PX), len(slide.levels) - 1
@@ -58,8 +58,8 @@ def tissue_background(store: TileStore) -> tuple[np.ndarray | None, tuple[float,
 def tile_grid_values(store: TileStore, values: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """(rows, cols) grid of per-tile ``values`` (NaN where no tile) and its imshow extent in level-0 pixels."""
     grid = tile_value_grid(store.grid_index, store.grid_shape, values)
-    side = store.tile_side0
-    return grid, [0.0, grid.shape[1] * side, grid.shape[0] * side, 0.0]
+    step, (x0, y0) = store.grid_step0, store.grid_origin0
+    return grid, [x0, x0 + grid.shape[1] * step, y0 + grid.shape[0] * step, y0]
 
 
 def _draw_tissue(ax, background, box) -> None:

@@ -47,13 +47,34 @@ def slide_suffixes() -> tuple[str, ...]:
 
 
 def backend_for(path: Path) -> SlideBackend | None:
-    """The backend claiming the file's suffix, else the first whose sniffing recognises its bytes."""
+    """The backend claiming the file's suffix, else the first whose sniffing recognises its bytes (a folder:
+    only sniffing, as a DICOM slide is a folder of files)."""
     suffix = path.suffix.lower()
-    for backend in _BACKENDS.values():
-        if suffix in backend.suffixes:
-            return backend
-    return next((b for b in _BACKENDS.values() if b.sniff is not None and b.sniff(path)), None)
+    if not path.is_dir():
+        for backend in _BACKENDS.values():
+            if suffix in backend.suffixes:
+                return backend
+    return next((b for b in _BACKENDS.values() if b.sniff is not None and _sniffs(b, path)), None)
+
+
+def backend_named(name: str) -> SlideBackend:
+    """The backend called ``name`` (``--backend``); refused in one line naming those there are."""
+    from ...errors import PathsaeError
+
+    if name not in _BACKENDS:
+        raise PathsaeError(f"no slide backend {name!r} (choose one of {', '.join(_BACKENDS)})")
+    return _BACKENDS[name]
+
+
+def _sniffs(backend: SlideBackend, path: Path) -> bool:
+    try:
+        return bool(backend.sniff(path))
+    except OSError:  # a folder, or an unreadable file: not this backend's
+        return False
 
 
 # the registration block: importing a backend's module registers it (order: who claims a suffix first)
-from . import numpy_array, pillow, tifffile  # noqa: E402, F401
+from . import numpy_array, pillow, tifffile  # noqa: E402, F401, I001
+
+# after tifffile: it stays the reader of the TIFF family, OpenSlide sniffs only what no one else claims
+from . import openslide, wsidicom  # noqa: E402, F401

@@ -199,6 +199,7 @@ class ModelPanel(Panel, Container):
             patch_tokens=self.patch_tokens.value,
             slide_mpp=meta.get("mpp"),
             visium=spots,
+            slide_backend=meta.get("backend"),
         )
         sae = chosen_path(self.sae_dir)
         return {
@@ -462,10 +463,13 @@ def training_summary(output: Path, metrics: dict) -> str:
 def describe(session: ExplorerSession) -> str:
     """Device, dtype, real or random weights, SAE width: what the user must know about the model."""
     encoder = session.encoder
-    weights = "RANDOM weights (not a trained encoder)" if encoder.random_init else "pretrained weights"
     sae = f"SAE {session.sae_name}: {session.n_features} features" if session.n_features else "no SAE yet"
-    dtype = str(encoder.dtype).removeprefix("torch.")
     computed = int(session.embedded.sum())
+    if encoder is None:
+        spec = session.store.provenance["encoder"]["spec"]
+        return f"{spec}: imported features (no encoder runs here); {sae}; {computed}/{session.n_tiles} tiles"
+    weights = "RANDOM weights (not a trained encoder)" if encoder.random_init else "pretrained weights"
+    dtype = str(encoder.dtype).removeprefix("torch.")
     return (
         f"{encoder.spec} on {encoder.device} ({dtype}), {weights}; {sae}; {computed}/{session.n_tiles} tiles computed"
     )
