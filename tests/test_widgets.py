@@ -217,6 +217,19 @@ def test_region_export_writes_the_drawn_tiles_and_spots(explorer, qtbot, tmp_pat
     assert sorted(spots.barcode) == sorted(state.session.sample.adata.obs_names[inside]) and "gene_PLANTED1" in spots
     panel.export_button.clicked()  # the same name again: refused, the first file kept
     assert "exists" in panel.status.value and len(pd.read_csv(tmp_path / "region.csv")) == len(expected)
+    # to QuPath: the same tiles as detections, the features painted as their measurements, spots beside as CSV
+    state.select([3, 11])
+    panel.output.value = tmp_path / "qupath.geojson"
+    panel.export_button.clicked()
+    qtbot.waitUntil(lambda: "qupath.geojson" in panel.status.value or "error" in panel.status.value, timeout=60_000)
+    import json
+
+    items = json.loads((tmp_path / "qupath.geojson").read_text())["features"]
+    detections = [f for f in items if f["properties"]["objectType"] == "detection"]
+    assert [int(f["properties"]["name"].split()[1]) for f in detections] == expected.tolist()
+    assert set(detections[0]["properties"]["measurements"]) == {"f3", "f11"}
+    assert [f["properties"]["objectType"] for f in items].count("annotation") == 1  # the drawn rectangle
+    assert (tmp_path / "qupath_spots.csv").exists() and not (tmp_path / "qupath_spots.geojson").exists()
 
 
 def test_spots_panel_finds_the_planted_gene_and_colours_spots(explorer, qtbot):

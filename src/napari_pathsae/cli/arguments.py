@@ -84,3 +84,11 @@ def microns_per_pixel() -> Callable[[str], float]:
     """A µm/px a microscope or Visium image could have."""
     low, high = PLAUSIBLE_MPP
     return _number(float, low, high, False, f"a µm/px between {low:g} and {high:g}")
+
+
+def feature_number(text: str) -> int:
+    """A feature as 12 or f12."""
+    value = text.strip().lower().removeprefix("f")
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a feature (12 or f12)")
+    return int(value)

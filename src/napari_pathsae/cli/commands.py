@@ -346,17 +346,56 @@ def _export(args: argparse.Namespace) -> None:
     from ..report.export import export_spots, export_tiles
 
     store = TileStore.open(args.store)
-    if args.visium:
+    if args.region_class and not args.geojson:
+        raise PathsaeError("--region-class picks annotations of --geojson: give the GeoJSON file too")
+    geojson_only = [name for name in ("features", "concepts") if getattr(args, name)]
+    if geojson_only and args.output.suffix.lower() != ".geojson":
+        raise PathsaeError(f"--{geojson_only[0]} belongs to a QuPath .geojson output")
+    if args.image_side is not None and args.output.suffix.lower() != ".zarr":
+        raise PathsaeError("--image-side belongs to a SpatialData .zarr output")
+    if args.output.suffix.lower() == ".zarr":
+        from ..report.export import export_spatialdata
+
+        sample = _visium(args.visium) if args.visium else None
+        tiles, spots, notes = export_spatialdata(
+            store, args.output, sample, args.bbox, args.geojson, args.sae, args.overwrite,
+            region_class=args.region_class, image_side=args.image_side,
+        )  # fmt: skip
+        _print_notes(notes)
+        print(f"{args.output}: SpatialData with {tiles} tiles" + (f" and {spots} spots" if sample else ""))
+    elif args.visium:
         rows = export_spots(
             store, _visium(args.visium), args.output, args.genes, args.sae, args.overwrite,
-            bbox=args.bbox, geojson=args.geojson,
+            bbox=args.bbox, geojson=args.geojson, region_class=args.region_class,
         )  # fmt: skip
         print(f"{args.output}: {rows} spots")
     else:
         if args.genes:
             raise PathsaeError("--genes belongs to a spot table: give --visium with it")
-        rows = export_tiles(store, args.output, args.bbox, args.geojson, args.sae, args.overwrite)
+        concepts = _store_concepts(args.concepts, args.store) if args.concepts else None
+        rows = export_tiles(
+            store, args.output, args.bbox, args.geojson, args.sae, args.overwrite,
+            region_class=args.region_class, features=args.features, concepts=concepts,
+        )  # fmt: skip
         print(f"{args.output}: {rows} tiles")
+
+
+def _store_concepts(path: Path, store: Path):
+    """tile → concept for this store, from `pathsae concepts`' tiles.csv (or its folder)."""
+    import pandas as pd
+
+    table_path = path / "tiles.csv" if path.is_dir() else path
+    try:
+        table = pd.read_csv(table_path)
+    except (OSError, ValueError) as exc:
+        raise PathsaeError(f"{table_path}: not a readable concept table ({exc})") from None
+    if not {"store", "tile", "concept"} <= set(table.columns):
+        raise PathsaeError(f"{table_path}: expected the tiles.csv of `pathsae concepts` (store, tile, concept)")
+    name = store.name.removesuffix(".zarr")
+    rows = table[table["store"] == name] if table["store"].nunique() > 1 else table
+    if rows.empty:
+        raise PathsaeError(f"{table_path} has no tiles of {name} (it has {', '.join(table['store'].unique())})")
+    return rows.set_index("tile")["concept"]
 
 
 def _visium(path: Path):

@@ -13,6 +13,7 @@ from ..data.tiles import MIN_TISSUE_DEFAULT
 from ..models.encoders.device import DEVICES, DTYPES
 from .arguments import (
     Parser,
+    feature_number,
     finite_float,
     fraction,
     microns_per_pixel,
@@ -175,9 +176,23 @@ def _engine_commands(commands) -> None:
 
     export = commands.add_parser("export", help="tile (or Visium spot) table of a region")
     export.add_argument("store", type=Path)
-    export.add_argument("-o", "--output", type=Path, required=True, help=".csv, .parquet or .h5ad")
+    export.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help=".csv, .parquet, .h5ad; tiles also .h5 (TRIDENT-style) or .geojson (QuPath detections); "
+        ".zarr: SpatialData (slide, tiles, spots with --visium)",
+    )  # fmt: skip
     export.add_argument("--bbox", type=finite_float(), nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="level-0 pixels")
-    export.add_argument("--geojson", type=Path, help="polygon(s) in level-0 pixels")
+    export.add_argument("--geojson", type=Path, help="polygon(s) in level-0 pixels (a QuPath annotation export too)")
+    export.add_argument("--region-class", help="only the --geojson annotations QuPath classified so (e.g. Tumor)")
+    export.add_argument(
+        "--features", type=feature_number, nargs="+", help=".geojson: the features written as measurements "
+        "(12 or f12; default: the ten strongest on average)",
+    )  # fmt: skip
+    export.add_argument("--concepts", type=Path, help=".geojson: tiles.csv of `pathsae concepts`: classes")
+    export.add_argument(
+        "--image-side", type=positive_int(0), help=".zarr: the slide's level written is the finest at most this "
+        "many px a side (default 8192; 0: level 0, the full slide)",
+    )  # fmt: skip
     export.add_argument("--visium", type=Path, help="write the spot table (genes + aggregated features)")
     export.add_argument("--genes", nargs="*")
     export.add_argument("--sae", help="activations name when the store holds several")

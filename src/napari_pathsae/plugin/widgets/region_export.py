@@ -7,7 +7,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
 from ...errors import PathsaeError
-from ...report.export import FORMATS, export_spots, export_tiles, region_mask
+from ...report.export import FORMATS, TILE_FORMATS, export_spots, export_tiles, region_mask
 from ..background import run_in_background
 from ..exploration_io import add_region_layer
 from ..state import state_for
@@ -37,8 +37,9 @@ def shapes_to_polygon(shapes_data: list[np.ndarray], world_per_px: float):
 
 
 def output_paths(path: Path, with_spots: bool) -> tuple[Path, Path | None]:
-    """The tile table path and, for Visium, ``<stem>_spots<suffix>`` beside it."""
-    spots = path.with_name(f"{path.stem}_spots{path.suffix}") if with_spots else None
+    """The tile table path and, for Visium, ``<stem>_spots<suffix>`` beside it (.csv beside a tile-only format)."""
+    suffix = ".csv" if path.suffix.lower() in TILE_FORMATS else path.suffix
+    spots = path.with_name(f"{path.stem}_spots{suffix}") if with_spots else None
     return path, spots
 
 
@@ -98,7 +99,7 @@ class RegionExport(Panel, Container):
         if not suffix:
             return path.with_suffix(self.format.value)
         if suffix not in FORMATS:
-            raise PathsaeError(f"cannot write {suffix} files; name the file .csv, .parquet or .h5ad")
+            raise PathsaeError(f"cannot write {suffix} files; name the file {', '.join(FORMATS)}")
         if suffix != self.format.value:
             raise PathsaeError(f"the file name says {suffix} but Format says {self.format.value}; make them agree")
         return path
@@ -122,9 +123,11 @@ class RegionExport(Panel, Container):
             return None
         self.export_button.enabled = False
         self.status.value = "computing the region's tiles…"
+        features = list(self.state.selected)  # the features painted: QuPath's measurements in a .geojson
         return run_in_background(
-            export_region, session, polygon, tiles_path, spots_path, on_done=self._done, on_error=self._failed
-        )
+            export_region, session, polygon, tiles_path, spots_path, features,
+            on_done=self._done, on_error=self._failed,
+        )  # fmt: skip
 
     def _done(self, message: str) -> None:
         self.export_button.enabled = True
@@ -135,8 +138,11 @@ class RegionExport(Panel, Container):
         self.say(str(exc))
 
 
-def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -> str:
-    """Compute the tiles the region needs, then write its tile table (and spot table); returns a summary."""
+def export_region(
+    session, polygon, tiles_path: Path, spots_path: Path | None, features: list[int] | None = None
+) -> str:
+    """Compute the tiles the region needs, then write its tile table (and spot table); returns a summary.
+    ``features``: the measurements of a QuPath .geojson (default: the ten strongest)."""
     inside = np.flatnonzero(region_mask(session.store.tile_centres, polygon=polygon))
     if len(inside) == 0:
         raise PathsaeError("no tissue tile lies in the region")
@@ -148,7 +154,7 @@ def export_region(session, polygon, tiles_path: Path, spots_path: Path | None) -
     if len(missing):
         session.compute(missing)
     sae = session.sae_name
-    rows = export_tiles(session.store, tiles_path, sae=sae, polygon=polygon)
+    rows = export_tiles(session.store, tiles_path, sae=sae, polygon=polygon, features=features or None)
     message = f"{rows} tiles → {tiles_path.name}"
     if spots_path is not None:
         try:
