@@ -192,3 +192,68 @@ def test_pt_without_coordinates_and_a_store_of_another_file_are_refused(slide, t
     with pytest.raises(PathsaeError, match="different imported_sha256"):
         import_embeddings(other, SVS, tmp_path / "a.zarr")  # the store is not silently mixed or replaced
     np.testing.assert_array_equal(TileStore.open(tmp_path / "a.zarr").embeddings()[:], 0)
+
+
+def lazyslide_store(tmp_path, features_of):
+    """The CMU slide tiled and embedded by LazySlide itself (wsidata writes a SpatialData zarr beside the slide):
+    224 px tiles at 0.5 µm/px, features from ``features_of`` (a batch of [0, 1] images → (n, D))."""
+    import shutil
+    import warnings
+
+    from napari_pathsae.models.torch_compat import import_timm
+
+    import_timm()  # torchvision's CUDA wheel beside CPU torch imports only after this (models/torch_compat.py)
+    import torchvision.transforms.v2 as transforms
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lazyslide as zs
+        from wsidata import open_wsi
+
+        slide = tmp_path / "cmu.svs"
+        shutil.copy(SVS, slide)
+        wsi = open_wsi(slide)
+        zs.pp.find_tissues(wsi)
+        zs.pp.tile_tissues(wsi, 224, mpp=0.5)
+        to_tensor = transforms.Compose([transforms.ToImage(), transforms.ToDtype(torch.float32, scale=True)])
+        zs.tl.feature_extraction(
+            wsi, model=features_of, model_name="darkness", device="cpu", transform=to_tensor, num_workers=0, pbar=False
+        )
+        wsi.write()
+    return slide, tmp_path / "cmu.zarr"
+
+
+def test_lazyslide_tiles_and_features_written_by_lazyslide_land_on_their_pixels(tmp_path):
+    noise = torch.Generator().manual_seed(0)
+
+    def darkness_model(images: torch.Tensor) -> torch.Tensor:  # the planted feature, and noise beside it
+        planted = 255.0 * (1.0 - images.mean(dim=(1, 2, 3)))
+        return torch.cat([planted[:, None], torch.randn(len(images), 15, generator=noise)], dim=1)
+
+    slide, zarr_path = lazyslide_store(tmp_path, darkness_model)
+    summary = import_embeddings(zarr_path, slide, tmp_path / "imported.zarr")
+    store = TileStore.open(tmp_path / "imported.zarr")
+    assert summary["format"] == "spatialdata" and summary["encoder"] == "darkness" and store.n_tiles > 20
+    assert store.tile_side0 == store.grid_step0 == 224.0 and store.provenance["grid_max_shift_level0_px"] == 0
+    np.testing.assert_array_equal(store.tile_at(store.tile_centres), np.arange(store.n_tiles))
+    assert np.corrcoef(read_back_darkness(store), store.embeddings()[:, 0])[0, 1] > 0.99
+    with pytest.raises(PathsaeError, match="0 feature tables for encoder 'uni'"):
+        import_embeddings(zarr_path, slide, tmp_path / "other.zarr", encoder="uni")
+
+
+def test_spatialdata_export_of_a_region_imports_back_exactly(her2st_model, tmp_path):
+    store = TileStore.open(her2st_model / "b4.zarr")
+    bbox = (3000, 3000, 7000, 8000)  # level-0 px: the tile ids written are a sparse subset
+    assert main(["export", str(her2st_model / "b4.zarr"), "-o", str(tmp_path / "b4.sd.zarr"), "--bbox",
+                 *map(str, bbox), "--image-side", "1024"]) == 0  # fmt: skip
+    import_embeddings(tmp_path / "b4.sd.zarr", HER2ST_HE, tmp_path / "back.zarr", slide_mpp=0.69)
+    back = TileStore.open(tmp_path / "back.zarr")
+    from napari_pathsae.report.export import region_mask
+
+    kept = np.flatnonzero(region_mask(store.tile_centres, bbox=bbox))
+    assert 0 < back.n_tiles == len(kept) < store.n_tiles
+    order = np.lexsort((store.coords[kept, 0], store.coords[kept, 1]))
+    back_order = np.lexsort((back.coords[:, 0], back.coords[:, 1]))
+    np.testing.assert_array_equal(back.coords[back_order], store.coords[kept][order])
+    np.testing.assert_array_equal(back.embeddings()[:][back_order], store.activations()[:][kept][order])
+    assert back.provenance["encoder"]["architecture"].endswith("+ SAE sae")

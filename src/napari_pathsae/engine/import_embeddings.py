@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.store import TileStore, content_sha256, writer_lock
+from ..data.store import TileStore, content_sha256, slide_sha256, writer_lock
 from ..data.tiles import TileGeometry, TileGrid, read_level_for, tissue_fractions, tissue_mask
 from ..errors import PathsaeError
 from ..io.importers import ImportedTiles, importer_for
@@ -120,7 +120,7 @@ def import_embeddings(
     try:
         if slide.mpp is None:
             raise PathsaeError(f"{slide.path.name}: resolution unknown; pass the slide's µm/px (--slide-mpp)")
-        tiles = importer.read(path, coords_path, slide.mpp)
+        tiles = importer.read(path, coords_path, slide.mpp, encoder)
         if encoder:
             tiles.encoder = encoder
         if len(tiles.coords) == 0:
@@ -132,7 +132,7 @@ def import_embeddings(
                 f"tiles are not on one grid: shown on the nearest grid cell, moved by up to "
                 f"{fitted.max_shift0 * slide.mpp:.1f} µm (their exact corners are kept)"
             )
-        sha = content_sha256(path)
+        sha = slide_sha256(path)  # a file, or every file of a folder (a SpatialData zarr)
         store = _create_store(store_path, slide, tiles, fitted, (path, sha), coords_path, chunk_tiles)
         with writer_lock(store.path):
             for chunk in store.pending_chunks():

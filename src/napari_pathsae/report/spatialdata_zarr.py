@@ -51,7 +51,8 @@ def _write(store, meta, matrix, kind, target, sample, spot_values, image_side) -
     image = _slide_image(store, image_side, notes)
     if image is not None:
         images["slide"] = image
-    shapes, tables = {"tiles": _tile_shapes(store, meta)}, {"tile_features": _tile_table(meta, matrix, kind)}
+    shapes = {"tiles": _tile_shapes(store, meta)}
+    tables = {"tile_features": _tile_table(meta, matrix, kind, _values_source(store, kind))}
     if sample is not None:
         shapes["spots"] = _spot_shapes(store, sample)
         tables["spot_genes"] = _spot_table(sample, spot_values, kind)
@@ -105,7 +106,14 @@ def _tile_shapes(store: TileStore, meta: pd.DataFrame):
     return ShapesModel.parse(frame, transformations=_scale(store.slide_mpp, ("x", "y")))
 
 
-def _tile_table(meta: pd.DataFrame, matrix: np.ndarray, kind: str):
+def _values_source(store: TileStore, kind: str) -> str:
+    """What made the table's values: the encoder, or the encoder and the SAE (read back by the importer)."""
+    encoder = store.provenance["encoder"]
+    name = encoder.get("architecture") or encoder.get("spec")
+    return f"{name} + SAE {store.activation_names()[0]}" if kind == "activation" else name
+
+
+def _tile_table(meta: pd.DataFrame, matrix: np.ndarray, kind: str, source: str):
     import anndata as ad
     from spatialdata.models import TableModel
 
@@ -116,6 +124,7 @@ def _tile_table(meta: pd.DataFrame, matrix: np.ndarray, kind: str):
     prefix = "f" if kind == "activation" else "e"
     var = pd.DataFrame(index=[f"{prefix}{i}" for i in range(matrix.shape[1])])
     table = ad.AnnData(X=np.asarray(matrix, np.float32), obs=obs, var=var)
+    table.uns["pathsae"] = {"encoder": source, "values": kind}
     return TableModel.parse(table, region="tiles", region_key="region", instance_key="instance_id")
 
 

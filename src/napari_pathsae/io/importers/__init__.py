@@ -39,8 +39,9 @@ class EmbeddingImporter:
     description: str
     #: Whether a file is this format (reads only metadata).
     recognises: Callable[[Path], bool]
-    #: (features file, optional coordinates file, slide µm/px) → ImportedTiles.
-    read: Callable[[Path, Path | None, float], ImportedTiles]
+    #: (features file, optional coordinates file, slide µm/px, the encoder asked for) → ImportedTiles; a
+    #: file holding several encoders' features picks by that name.
+    read: Callable[[Path, Path | None, float, str | None], ImportedTiles]
 
 
 _IMPORTERS: dict[str, EmbeddingImporter] = {}
@@ -63,7 +64,7 @@ def importer_for(path: Path, name: str | None = None) -> EmbeddingImporter:
         if name not in _IMPORTERS:
             raise PathsaeError(f"no importer {name!r} (choose one of {', '.join(_IMPORTERS)})")
         return _IMPORTERS[name]
-    if not path.is_file():
+    if not path.exists():
         raise PathsaeError(f"no such file: {path}")
     for importer in _IMPORTERS.values():
         if importer.recognises(path):
@@ -75,4 +76,4 @@ def importer_for(path: Path, name: str | None = None) -> EmbeddingImporter:
 
 
 # the registration block: importing a format's module registers it (order: who recognises a file first)
-from . import stamp, trident  # noqa: E402, F401
+from . import spatialdata_tiles, stamp, trident  # noqa: E402, F401

@@ -24,7 +24,7 @@ def is_stamp(path: Path) -> bool:
     return {"feats", "coords"} <= h5_keys(path)[0]
 
 
-def read_stamp(path: Path, coords_path: Path | None, mpp: float) -> ImportedTiles:
+def read_stamp(path: Path, coords_path: Path | None, mpp: float, encoder: str | None = None) -> ImportedTiles:
     if coords_path is not None:
         raise PathsaeError("STAMP files hold their own coordinates: drop --coords")
     attrs = file_attrs(path)

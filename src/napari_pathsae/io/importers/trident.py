@@ -36,11 +36,11 @@ def is_clam(path: Path) -> bool:
     return {"features", "coords"} <= keys and "patch_size_level0" not in attrs
 
 
-def read_trident(path: Path, coords_path: Path | None, mpp: float) -> ImportedTiles:
+def read_trident(path: Path, coords_path: Path | None, mpp: float, encoder: str | None = None) -> ImportedTiles:
     return _read(path, coords_path, "trident")
 
 
-def read_clam(path: Path, coords_path: Path | None, mpp: float) -> ImportedTiles:
+def read_clam(path: Path, coords_path: Path | None, mpp: float, encoder: str | None = None) -> ImportedTiles:
     return _read(path, coords_path, "clam")
 
 
