@@ -161,11 +161,11 @@ def _hd_folder(tmp_path, bins=(8, 16)):
 
 def test_visium_hd_bins_from_parquet(tmp_path):
     outs = _hd_folder(tmp_path)
-    sample = open_visium(outs)  # 16 µm by default
+    sample = open_visium(outs)  # 8 µm by default
     assert sample.path == outs and sample.spot_shape == "square"
     assert sample.frame.mpp == pytest.approx(0.6897) and sample.mpp_source == "Visium HD microns_per_pixel"
-    assert sample.spot_diameter_world == pytest.approx(16.0)
-    assert open_visium(outs, bin_size_um=8).spot_diameter_world == pytest.approx(8.0)
+    assert sample.spot_diameter_world == pytest.approx(8.0)
+    assert open_visium(outs, bin_size_um=16).spot_diameter_world == pytest.approx(16.0)
     with pytest.raises(PathsaeError, match="no 2 µm bins"):
         open_visium(outs, bin_size_um=2)
 

@@ -7,7 +7,7 @@ level-0 pixels of the slide the tiles came from, which is the full-resolution im
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,39 @@ def _disk_offsets(radius: float) -> np.ndarray:
     return np.stack([xx[inside], yy[inside]], axis=1)
 
 
-def spot_tile_weights(store: TileStore, centres_xy: np.ndarray, diameter: float, block: int = 20_000) -> sp.csr_matrix:
-    """(spots x tiles) weights: the fraction of each spot's disk area lying in each tile.
+def _square_tile_weights(store: TileStore, centres_xy: np.ndarray, side: float) -> sp.csr_matrix:
+    """Exact overlap areas of axis-aligned squares with the tile grid's cells, as fractions of the square:
+    a Visium HD bin meets at most a few cells, so this is a handful of vector operations for any count."""
+    origin, step = np.asarray(store.grid_origin0), store.grid_step0
+    low, high = centres_xy - side / 2, centres_xy + side / 2
+    first = np.floor((low - origin) / step)
+    spots, tiles, weights = [], [], []
+    span = int(np.ceil(side / step)) + 1
+    for dx in range(span):
+        for dy in range(span):
+            cell_low = origin + (first + np.array([dx, dy])) * step
+            overlap = np.clip(np.minimum(high, cell_low + step) - np.maximum(low, cell_low), 0, None)
+            area = overlap.prod(axis=1) / side**2
+            tile = store.tile_at(cell_low + step / 2)  # the tile whose cell this is
+            hit = (area > 0) & (tile >= 0)
+            spots.append(np.flatnonzero(hit))
+            tiles.append(tile[hit])
+            weights.append(area[hit])
+    entries = (np.concatenate(weights), (np.concatenate(spots), np.concatenate(tiles)))
+    return sp.coo_matrix(entries, shape=(len(centres_xy), store.n_tiles)).tocsr()
+
+
+def spot_tile_weights(
+    store: TileStore, centres_xy: np.ndarray, diameter: float, block: int = 20_000, shape: str = "disc"
+) -> sp.csr_matrix:
+    """(spots x tiles) weights: the fraction of each spot's disk area lying in each tile (``shape`` "square":
+    of each Visium HD bin's square, ``diameter`` its side, computed exactly).
 
     ``centres_xy`` are continuous level-0 coordinates (pixel p spans [p, p + 1)), as tile boxes are;
     Visium pixel indices need ``VisiumSample.spots_level0_xy``.
     """
+    if shape == "square":
+        return _square_tile_weights(store, np.asarray(centres_xy, dtype=float), diameter)
     offsets = _disk_offsets(diameter / 2)
     parts = []
     for begin in range(0, len(centres_xy), block):
@@ -71,7 +98,7 @@ def aggregate_to_spots(
     check_same_section(store, sample)
     if weights is None or centres_xy is not None:
         centres = sample.spots_level0_xy if centres_xy is None else centres_xy
-        weights = spot_tile_weights(store, centres, sample.spot_diameter_fullres)
+        weights = spot_tile_weights(store, centres, sample.spot_diameter_fullres, shape=sample.spot_shape)
     return spot_means(weights, values), np.asarray(weights.sum(axis=1)).ravel()
 
 
@@ -91,6 +118,7 @@ def correlate_activations(
     one line); with ``null`` (analysis/spatial_null.py), the same analysis with the spots moved off their
     own tissue, tested at their true positions (the layout, hence the autocorrelation, is the same).
     The one recipe behind ``pathsae correlate``, the report card and the viewer's spots panel."""
+    sample, weights = (bins_to_tiles(store, sample), None) if is_bins(store, sample) else (sample, weights)
     coords = sample.spots_level0_xy * store.slide_mpp
     centres = None if null is None else null_positions(coords, null, block_um, seed) / store.slide_mpp
     spot_values, covered = aggregate_to_spots(store, sample, activations, centres, weights)
@@ -98,6 +126,33 @@ def correlate_activations(
     report_spot_use(sample, covered, spot_values, expression)
     names = feature_names(activations.shape[1])
     return correlation_table(spot_values, expression, coords, names, everything=everything)
+
+
+def is_bins(store: TileStore, sample: VisiumSample) -> bool:
+    """Visium HD bins smaller than half a tile: tested per tile, not per bin (bins under one tile share its
+    features, so hundreds of thousands of bins would only repeat each tile's values)."""
+    return sample.spot_shape == "square" and sample.spot_diameter_fullres < store.grid_step0 / 2
+
+
+def bins_to_tiles(store: TileStore, sample: VisiumSample) -> VisiumSample:
+    """The sample with its bins summed into the tiles they lie in (each bin's UMIs split by area where it
+    straddles two), one square "spot" per tile cell: the unit that features and genes are tested on for
+    Visium HD."""
+    import anndata as ad
+
+    check_same_section(store, sample)
+    weights = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres, shape="square")
+    per_tile = np.asarray(weights.sum(axis=0)).ravel()
+    tiles = np.flatnonzero(per_tile > 0)
+    counts = (weights[:, tiles].T @ sp.csr_matrix(sample.adata.X, dtype=np.float32)).tocsr()
+    step, origin = store.grid_step0, np.asarray(store.grid_origin0)
+    centres = origin + (store.grid_index[tiles, ::-1] + 0.5) * step  # continuous level-0 (x, y) of each cell
+    obs = pd.DataFrame({"tile": tiles, "bins": per_tile[tiles]}, index=[f"tile_{t}" for t in tiles])
+    adata = ad.AnnData(X=counts, obs=obs, var=sample.adata.var.copy())
+    adata.obsm["spatial"] = centres - 0.5  # pixel-index convention of obsm['spatial']
+    scalefactors = {**sample.scalefactors, "spot_diameter_fullres": step}
+    note = f"{sample.adata.n_obs} bins summed into the {len(tiles)} tiles they lie in (tested per tile)"
+    return replace(sample, adata=adata, scalefactors=scalefactors, notes=[*sample.notes, note])
 
 
 def spot_means(weights: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
@@ -137,7 +192,8 @@ def spot_design(
     """Tile values aggregated to the spots, the genes' expression, and spatially blocked folds over the spots
     that have both (a tile not computed yet is a NaN row; a spot under none of the computed ones is left out)."""
     check_same_section(store, sample)
-    overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres)
+    sample = bins_to_tiles(store, sample) if is_bins(store, sample) else sample
+    overlap = spot_tile_weights(store, sample.spots_level0_xy, sample.spot_diameter_fullres, shape=sample.spot_shape)
     inputs = spot_means(overlap, tile_values)
     expression = normalised_expression(sample, genes, top_genes)
     keep = report_spot_use(sample, np.asarray(overlap.sum(axis=1)).ravel(), inputs, expression)

@@ -142,7 +142,9 @@ class ExplorerSession:
 
         check_same_section(self.store, sample)
         self.sample = sample
-        self._spot_weights = spot_tile_weights(self.store, sample.spots_level0_xy, sample.spot_diameter_fullres)
+        self._spot_weights = spot_tile_weights(
+            self.store, sample.spots_level0_xy, sample.spot_diameter_fullres, shape=sample.spot_shape
+        )
         self.correlations = None
 
     # --- what the panels read (they talk to the session, never to its computer) ----------------

@@ -195,8 +195,8 @@ def _spatial_root(path: Path, bin_size_um: int | None) -> Path:
         )
         if bins:
             sizes = [size for size, _ in bins]
-            if bin_size_um is None:  # 16 µm keeps a Points layer responsive; else the finest
-                bin_size_um = 16 if 16 in sizes else sizes[0]
+            if bin_size_um is None:  # 8 µm, Space Ranger's analysis bins (drawn as one raster), else 16, else finest
+                bin_size_um = next((size for size in (8, 16) if size in sizes), sizes[0])
             if bin_size_um not in sizes:
                 raise PathsaeError(f"{path}: no {bin_size_um} µm bins; available: {sizes}")
             return dict((size, p) for size, p in bins)[bin_size_um]

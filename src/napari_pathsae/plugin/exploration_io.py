@@ -7,6 +7,7 @@ import numpy as np
 from ..data.exploration import Exploration, load_exploration, save_exploration
 from ..names import LayerKind
 from .heatmap_layers import layer_kind
+from .layers import spot_values
 from .viewport_worker import camera_of
 
 #: Layer kinds whose display settings (visibility, opacity, contrast) are saved.
@@ -33,7 +34,7 @@ def capture(state) -> Exploration:
             shapes = [np.asarray(v, float)[:, -2:].tolist() for v in layer.data]
             regions.append({"name": layer.name, "shapes": shapes, "types": list(layer.shape_type)})
         if kind == LayerKind.SPOTS and (shown := layer.metadata["pathsae"].get("shown")):
-            values = layer.features[shown["column"]].to_numpy(dtype=float)
+            values = spot_values(layer, shown["column"])
             spots = {**shown, "values": values.tolist()}
     view = {
         "selected": list(state.selected),

@@ -78,12 +78,54 @@ def spot_features(sample: VisiumSample, genes: Sequence[str] = ()) -> pd.DataFra
     return table
 
 
+def bin_raster(sample: VisiumSample) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Visium HD bins as one raster: each bin's (row, col) in it and the 3x3 affine from raster (row, col) to
+    world (row, col), fitted to the bins' own centres (so a registration's rotation is kept). None for spots."""
+    obs = sample.adata.obs
+    if sample.spot_shape != "square" or not {"array_row", "array_col"} <= set(obs.columns):
+        return None
+    rows, cols = obs["array_row"].to_numpy(np.int64), obs["array_col"].to_numpy(np.int64)
+    rows, cols = rows - rows.min(), cols - cols.min()
+    design = np.column_stack([rows, cols, np.ones(len(rows))])
+    coefficients = np.linalg.lstsq(design, sample.spots_world, rcond=None)[0]  # (3, 2)
+    misplaced = np.abs(design @ coefficients - sample.spots_world).max()
+    if misplaced > sample.spot_diameter_world / 4:  # the array indices are not the bins' lattice: draw points
+        return None
+    affine = np.eye(3)
+    affine[:2, :] = coefficients.T
+    return rows, cols, affine
+
+
+def raster_of(rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(rows, cols) float32 image with each bin's value at its place, NaN (drawn transparent) elsewhere."""
+    image = np.full((int(rows.max()) + 1, int(cols.max()) + 1), np.nan, np.float32)
+    image[rows, cols] = values
+    return image
+
+
+def shown_limits(values: np.ndarray) -> tuple[float, float]:
+    """2nd to 98th percentile: a few outlying spots would wash the rest out."""
+    low, high = np.nanpercentile(values, [2, 98]) if np.isfinite(values).any() else (0.0, 1.0)
+    return float(low), float(high) if high > low else float(low) + 1.0
+
+
+def spot_values(layer, column: str) -> np.ndarray:
+    """The values a spots layer holds for ``column`` (a Points layer's feature, or a bins raster's record)."""
+    if layer.metadata["pathsae"].get("raster") is not None:
+        return np.asarray(layer.metadata["pathsae"]["values"][column], dtype=float)
+    return layer.features[column].to_numpy(dtype=float)
+
+
 def spots_layer(sample: VisiumSample, genes: Sequence[str] = (), color_by: str | None = None) -> LayerDataTuple:
-    """A Points layer of spots in world (row, col), sized to the spot diameter."""
+    """A Points layer of spots in world (row, col), sized to the spot diameter; Visium HD bins (hundreds of
+    thousands) as one raster Image layer instead, one pixel a bin."""
     features = spot_features(sample, genes)
     color_by = color_by or (genes[0] if genes else "total_counts")
     if color_by not in features:
         raise PathsaeError(f"cannot colour spots by {color_by!r}: not a spot feature")
+    raster = bin_raster(sample)
+    if raster is not None:
+        return _bins_layer(sample, features, color_by, raster)
     kwargs = {
         "name": f"{sample.library_id} spots: {color_by}" + (" (counts per spot)" if color_by in genes else ""),
         "size": sample.spot_diameter_world,
@@ -108,6 +150,30 @@ def spots_layer(sample: VisiumSample, genes: Sequence[str] = (), color_by: str |
         },
     }
     return (sample.spots_world, kwargs, "points")
+
+
+def _bins_layer(sample: VisiumSample, features: pd.DataFrame, color_by: str, raster) -> LayerDataTuple:
+    rows, cols, affine = raster
+    values = features[color_by].to_numpy(dtype=float)
+    kwargs = {
+        "name": f"{sample.library_id} bins: {color_by}",
+        "affine": affine,
+        "colormap": "viridis",
+        "contrast_limits": shown_limits(values),
+        "interpolation2d": "nearest",
+        "opacity": 0.75,
+        "units": _units(sample.frame),
+        "metadata": {
+            "adata": sample.adata,
+            "pathsae": {
+                "kind": LayerKind.SPOTS, "path": str(sample.path), "library_id": sample.library_id,
+                "world_mpp": sample.frame.mpp, "mpp_source": sample.mpp_source,
+                "spot_diameter_fullres": sample.spot_diameter_fullres, "notes": list(sample.notes),
+                "raster": {"rows": rows, "cols": cols}, "values": {c: features[c].to_numpy() for c in features},
+            },
+        },
+    }  # fmt: skip
+    return (raster_of(rows, cols, values), kwargs, "image")
 
 
 def visium_layers(sample: VisiumSample, genes: Sequence[str] = ()) -> list[LayerDataTuple]:

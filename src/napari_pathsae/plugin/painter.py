@@ -31,6 +31,7 @@ from .heatmap_layers import (
     show_legend,
     tile_labels_layer,
 )
+from .layers import raster_of, shown_limits
 
 #: The composite is repainted at most this often while tiles arrive (each repaint is one texture upload
 #: and one frame: under software GL a frame of the slide and the composite takes 30-60 ms).
@@ -254,15 +255,23 @@ class HeatmapPainter:
         return None
 
     def colour_spots(self, layer, column: str, values: np.ndarray, what: str) -> None:
-        """Colour the spots by ``values`` (kept as feature ``column``); the layer's name and colorbar say ``what``."""
-        features = layer.features.copy()
-        features[column] = values
-        layer.features = features
-        layer.face_colormap = "viridis"
-        layer.face_color = column
-        low, high = np.nanpercentile(values, [2, 98])  # a few outlying spots would wash the rest out
-        layer.face_contrast_limits = (float(low), float(high) if high > low else float(low) + 1.0)
-        layer.name = f"{self.state.session.sample.library_id} spots: {what}"
+        """Colour the spots by ``values`` (kept as feature ``column``); the layer's name and colorbar say ``what``.
+        Visium HD bins are one raster: its pixels become the values."""
+        raster = layer.metadata["pathsae"].get("raster")
+        if raster is not None:
+            layer.metadata["pathsae"]["values"][column] = np.asarray(values)
+            layer.data = raster_of(raster["rows"], raster["cols"], values)
+            layer.colormap = "viridis"
+            layer.contrast_limits = shown_limits(values)
+            layer.name = f"{self.state.session.sample.library_id} bins: {what}"
+        else:
+            features = layer.features.copy()
+            features[column] = values
+            layer.features = features
+            layer.face_colormap = "viridis"
+            layer.face_color = column
+            layer.face_contrast_limits = shown_limits(values)
+            layer.name = f"{self.state.session.sample.library_id} spots: {what}"
         layer.metadata["pathsae"]["shown"] = {"column": column, "what": what}
         show_legend(layer, position="bottom_left")  # apart from the heatmaps' legends (top right)
 
