@@ -91,3 +91,34 @@ def test_an_imported_store_with_another_slide_is_refused(imported, tmp_path):
 
     with pytest.raises(PathsaeError, match="holds features of another slide"):
         ExplorerSession.load(SVS.with_name("tiatoolbox_target_image.png"), imported / "cmu.zarr")
+
+
+def test_the_model_panel_imports_a_file_on_load(make_napari_viewer, qtbot, imported, tmp_path):
+    from napari_pathsae.plugin.widgets.model_panel import ModelPanel
+    from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
+
+    viewer = make_napari_viewer()
+    opener = OpenSampleWidget(viewer)
+    opener.slide.value = SVS
+    opener.open()
+    qtbot.waitUntil(lambda: opener.open_button.enabled and len(viewer.layers) == 1, timeout=60_000)
+    panel = ModelPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.reset_choices()
+    panel.imported.value, panel.store.value, panel.sae_dir.value = imported / "cmu.h5", tmp_path / "x.zarr", None
+    state = state_for(viewer)
+    panel.load_button.clicked()
+    assert panel.status.value == "importing cmu.h5…"
+    qtbot.waitUntil(lambda: state.session is not None, timeout=60_000)
+    try:
+        assert state.session.encoder is None and "imported features" in panel.model_info.value
+        np.testing.assert_array_equal(
+            TileStore.open(tmp_path / "x.zarr").embeddings()[:], TileStore.open(imported / "cmu.zarr").embeddings()[:]
+        )
+    finally:
+        state.close()
+    panel.imported.value = tmp_path / "nothing.h5"  # a file that is not there: one line in the status
+    panel.store.value = tmp_path / "y.zarr"
+    panel.load_button.clicked()
+    qtbot.waitUntil(lambda: panel.load_button.enabled, timeout=30_000)
+    assert "no such file" in panel.status.value and not (tmp_path / "y.zarr").exists()

@@ -69,6 +69,11 @@ class ModelPanel(Panel, Container):
         self.sae_dir = FileEdit(
             label="SAE folder", mode="d", nullable=True, tooltip="a trained SAE (SAELens layout); blank: train below"
         )
+        self.imported = FileEdit(
+            label="Or import", mode="r", nullable=True,
+            tooltip="features another tool computed for this slide (TRIDENT, CLAM or STAMP .h5, a LazySlide "
+            ".zarr): Load imports them into the store instead of running the encoder (docs/interop.md)",
+        )  # fmt: skip
         self.store = FileEdit(
             label="Store", mode="w", nullable=True,
             tooltip="where embeddings and activations are cached; blank: <slide>.<encoder>.zarr beside the slide",
@@ -131,7 +136,7 @@ class ModelPanel(Panel, Container):
 
         super().__init__(
             widgets=[
-                self.slide_layer, self.spots_layer, self.encoder, self.sae_dir, self.store,
+                self.slide_layer, self.spots_layer, self.encoder, self.imported, self.sae_dir, self.store,
                 row(self.tile_um, self.device, labels=True), self.patch_tokens, self.load_button, self.model_info,
                 self.follow_view, row(self.whole_slide_button, self.cancel_slide_button), self.restart_button,
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
@@ -193,7 +198,9 @@ class ModelPanel(Panel, Container):
         encoder = self.encoder.value.strip()
         if not encoder:
             raise PathsaeError("name an encoder")
-        store = chosen_path(self.store)
+        store, imported = chosen_path(self.store), chosen_path(self.imported)
+        if imported and not store:
+            store = str(default_store_path(meta["path"], f"{Path(imported).stem}-imported"))
         options = EmbedOptions(
             geometry=TileGeometry.from_options(tile_um=self.tile_um.value),
             patch_tokens=self.patch_tokens.value,
@@ -211,6 +218,7 @@ class ModelPanel(Panel, Container):
             "device": self.device.value,
             "spots": spots,
             "spots_mpp": spots_mpp,
+            "imported": imported,
         }
 
     def load(self):
@@ -220,7 +228,8 @@ class ModelPanel(Panel, Container):
         except PathsaeError as exc:
             self._fail(exc)
             return None
-        self.status.value = f"loading {arguments['encoder_spec']}…"
+        imported = arguments["imported"]
+        self.status.value = f"importing {Path(imported).name}…" if imported else f"loading {arguments['encoder_spec']}…"
         self.load_button.enabled = False
         return run_in_background(
             _open_session, arguments, on_done=self._loaded, on_error=lambda exc: self._fail(exc, reported=True)
@@ -431,6 +440,14 @@ class ModelPanel(Panel, Container):
 
 
 def _open_session(arguments: dict) -> ExplorerSession:
+    if arguments["imported"]:  # another tool's features become the store first; no encoder is loaded then
+        from ...engine.import_embeddings import import_embeddings
+
+        options = arguments["options"]
+        import_embeddings(
+            arguments["imported"], arguments["slide_path"], arguments["store_path"],
+            slide_mpp=options.slide_mpp, slide_backend=options.slide_backend,
+        )  # fmt: skip
     session = ExplorerSession.load(
         arguments["slide_path"],
         arguments["store_path"],
