@@ -112,6 +112,7 @@ def test_the_model_panel_imports_a_file_on_load(make_napari_viewer, qtbot, impor
     qtbot.waitUntil(lambda: state.session is not None, timeout=60_000)
     try:
         assert state.session.encoder is None and "imported features" in panel.model_info.value
+        assert panel.store.value == tmp_path / "x.zarr" and panel.encoder.value == "uni_v1 via trident"
         np.testing.assert_array_equal(
             TileStore.open(tmp_path / "x.zarr").embeddings()[:], TileStore.open(imported / "cmu.zarr").embeddings()[:]
         )

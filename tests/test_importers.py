@@ -132,6 +132,7 @@ def test_export_h5_then_import_is_exact(her2st_model, tmp_path):
     np.testing.assert_array_equal(back.coords, store.coords)
     np.testing.assert_array_equal(back.grid_index, store.grid_index)
     np.testing.assert_array_equal(back.embeddings()[:], store.activations()[:])
+    assert back.provenance["encoder"]["architecture"].endswith("+ SAE sae")  # activations, not encoder features
     assert (back.tile_side0, back.grid_step0, back.grid_origin0) == (store.tile_side0, store.tile_side0, (0.0, 0.0))
     points = np.random.default_rng(0).uniform(0, 9000, size=(5000, 2))
     np.testing.assert_array_equal(back.tile_at(points), store.tile_at(points))

@@ -215,7 +215,8 @@ def report_spot_use(
     qc_failed = ~np.isfinite(expression.to_numpy()).all(axis=1)
     used = np.isfinite(spot_values).all(axis=1) & ~qc_failed
     total, no_tile = len(covered), covered == 0
-    parts = [f"spots: {int(used.sum())} of {total} used"]
+    unit = "tiles (Visium HD bins summed into them)" if "bins" in sample.adata.obs else "spots"
+    parts = [f"{unit}: {int(used.sum())} of {total} used"]
     dropped = []
     if no_tile.any():
         dropped.append(f"{int(no_tile.sum())} lie on no tissue tile")

@@ -497,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         format="pathsae: %(levelname)s: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING
     )
     if not args.debug:  # a damaged file's reader warnings would come before the one error line
-        logging.getLogger("tifffile").setLevel(logging.ERROR)
+        for library in ("tifffile", "pydicom", "wsidicom"):
+            logging.getLogger(library).setLevel(logging.ERROR)
     try:
         _refuse_output_over_an_input(args)
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}

@@ -123,6 +123,8 @@ def import_embeddings(
         tiles = importer.read(path, coords_path, slide.mpp, encoder)
         if encoder:
             tiles.encoder = encoder
+        elif tiles.encoder == "unknown":
+            tiles.notes.append(f"{path.name} does not name its encoder: give it with --encoder NAME")
         if len(tiles.coords) == 0:
             raise PathsaeError(f"{path.name} holds no tiles")
         check_tiles_fit(tiles, slide, path.name)

@@ -139,7 +139,7 @@ def _table_format(path: str | Path) -> str:
     """The output's suffix, once it is one we write."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise PathsaeError(f"{Path(path).name}: choose a .csv, .parquet, .h5ad, or (tiles) .h5 or .geojson output")
+        raise PathsaeError(f"{Path(path).name}: choose a .csv, .parquet, .h5ad, .h5, .geojson or .zarr output")
     return suffix
 
 

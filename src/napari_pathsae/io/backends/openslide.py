@@ -21,6 +21,8 @@ SUFFIXES = (".mrxs", ".vms", ".vmu", ".svslide")
 def open_openslide(path: Path) -> Slide:
     import openslide
 
+    if path.is_dir():  # a DICOM slide's folder: OpenSlide opens any of its files and finds the others
+        path = next(iter(sorted(path.glob("*.dcm"))), path)
     with reported_as(f"{path.name}: OpenSlide cannot read it"):
         handle = openslide.OpenSlide(str(path))
     with closed_on_failure(handle.close, f"{path.name}: cannot read the slide structure through OpenSlide"):

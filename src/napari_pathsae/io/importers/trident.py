@@ -82,9 +82,13 @@ def _encoder_name(path: Path) -> str:
     from .h5 import open_h5
 
     with open_h5(path) as f:
-        name = f["features"].attrs.get("encoder")
+        attrs = f["features"].attrs
+        name, values, sae = attrs.get("encoder"), attrs.get("values"), attrs.get("sae")
     name = name.decode() if isinstance(name, bytes) else name
-    return str(name) if name and name != "None" else "unknown"
+    name = str(name) if name and name != "None" else "unknown"
+    if values == "activation" and sae:  # napari-pathsae's export of SAE activations, not encoder features
+        return f"{name} + SAE {sae}"
+    return name
 
 
 def _patching(attrs: dict, coords: np.ndarray, notes: list[str]) -> tuple[float, float | None, int | None, tuple]:

@@ -237,6 +237,12 @@ class ModelPanel(Panel, Container):
 
     def _loaded(self, session: ExplorerSession) -> None:
         self.load_button.enabled = True
+        if session.encoder is None:  # imported features: the fields say what the store is, not what was typed
+            self.store.value = session.store.path
+            self.imported.value = None
+            tile_um = float(session.store.provenance["geometry"]["tile_um"])
+            self.tile_um.value = min(max(tile_um, self.tile_um.min), self.tile_um.max)
+            self.encoder.value = session.store.provenance["encoder"]["spec"]
         self.state.set_session(session)
         self.model_info.value = describe(session)
         self.status.value = f"store: {session.store.path}"
