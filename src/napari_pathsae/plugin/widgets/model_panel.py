@@ -136,7 +136,8 @@ class ModelPanel(Panel, Container):
 
         super().__init__(
             widgets=[
-                self.slide_layer, self.spots_layer, self.encoder, self.imported, self.sae_dir, self.store,
+                self.slide_layer, self.spots_layer, row(self.encoder, self.imported, labels=True), self.sae_dir,
+                self.store,
                 row(self.tile_um, self.device, labels=True), self.patch_tokens, self.load_button, self.model_info,
                 self.follow_view, row(self.whole_slide_button, self.cancel_slide_button), self.restart_button,
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
