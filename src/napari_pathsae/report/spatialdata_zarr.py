@@ -44,20 +44,31 @@ def write_spatialdata(
 
 
 def _write(store, meta, matrix, kind, target, sample, spot_values, image_side) -> list[str]:
+    notes: list[str] = []
+    path = verified_slide_path(store)
+    if path is None:
+        notes.append(f"{store.provenance['slide_path']} is gone: the SpatialData has no slide image")
+        slide = None
+    else:  # kept open until written: the image's levels are read lazily, as the zarr is written
+        slide = open_slide(path, mpp=store.slide_mpp, backend=store.provenance.get("slide_backend"))
+    try:
+        images = {} if slide is None else {"slide": _slide_image(store, slide, image_side, notes)}
+        _write_elements(store, meta, matrix, kind, target, sample, spot_values, images)
+    finally:
+        if slide is not None:
+            slide.close()
+    return notes
+
+
+def _write_elements(store, meta, matrix, kind, target, sample, spot_values, images) -> None:
     from spatialdata import SpatialData
 
-    notes: list[str] = []
-    images = {}
-    image = _slide_image(store, image_side, notes)
-    if image is not None:
-        images["slide"] = image
     shapes = {"tiles": _tile_shapes(store, meta)}
     tables = {"tile_features": _tile_table(meta, matrix, kind, _values_source(store, kind))}
     if sample is not None:
         shapes["spots"] = _spot_shapes(store, sample)
         tables["spot_genes"] = _spot_table(sample, spot_values, kind)
     SpatialData(images=images, shapes=shapes, tables=tables).write(target)
-    return notes
 
 
 def _scale(factor: float, axes: tuple[str, ...]):
@@ -66,14 +77,9 @@ def _scale(factor: float, axes: tuple[str, ...]):
     return {COORDINATES: Scale([factor] * len(axes), axes=axes)}
 
 
-def _slide_image(store: TileStore, image_side: int, notes: list[str]):
+def _slide_image(store: TileStore, slide, image_side: int, notes: list[str]):
     from spatialdata.models import Image2DModel
 
-    path = verified_slide_path(store)
-    if path is None:
-        notes.append(f"{store.provenance['slide_path']} is gone: the SpatialData has no slide image")
-        return None
-    slide = open_slide(path, mpp=store.slide_mpp, backend=store.provenance.get("slide_backend"))
     sides = [max(shape[:2]) if slide.axes != "CYX" else max(shape[1:]) for shape in slide.level_shapes]
     level = 0 if image_side <= 0 else next((i for i, s in enumerate(sides) if s <= image_side), len(sides) - 1)
     pixels = slide.levels[level]
@@ -90,7 +96,6 @@ def _slide_image(store: TileStore, image_side: int, notes: list[str]):
         c_coords=["r", "g", "b"] if pixels.shape[0] == 3 else None,
         transformations=_scale(factor, ("y", "x")), scale_factors=[2] * halvings or None,
     )  # fmt: skip
-    slide.close()
     return image
 
 
