@@ -133,12 +133,12 @@ def test_report_card_with_a_second_seed_and_the_section_biology(section):
     assert len(features) == summary["n_features"] and {"density", "stability_r", "best_gene_gene"} <= set(features)
     assert (work / "report" / "report.png").stat().st_size > 20_000
     assert (work / "sae" / "stability.csv").is_file() and f"{stability['stable_features']} of" in out.stdout
-    from napari_pathsae.engine.session import _read_stability
+    from napari_pathsae.engine.session import read_stability
     from napari_pathsae.models.sae.formats import sae_weights_sha256
 
-    read = _read_stability(work / "sae", sae_weights_sha256(work / "sae"))  # what the feature browser shows
+    read = read_stability(work / "sae", sae_weights_sha256(work / "sae"))  # what the feature browser shows
     assert int(read.stable.sum()) == stability["stable_features"]
-    assert _read_stability(work / "sae", "other weights") is None  # a replaced SAE: not shown
+    assert read_stability(work / "sae", "other weights") is None  # a replaced SAE: not shown
     again = subprocess.run(
         [sys.executable, "-m", "napari_pathsae.cli", "report", work / "sae", "--store", work / "b4.zarr",
          "-o", work / "report"], capture_output=True, text=True,

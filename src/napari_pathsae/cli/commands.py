@@ -41,6 +41,19 @@ def _embed(args: argparse.Namespace) -> None:
     from ..engine.embed import EmbedOptions, open_tiles, summary_line
 
     geometry = TileGeometry.from_options(args.tile_um, args.tile_px, args.min_tissue)
+    allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
+    if args.manifest:
+        from ..engine.scale_out import EncoderRequest
+        from .cohort_commands import embed_manifest
+
+        options = EmbedOptions(
+            geometry, args.batch_size, tuple(args.layers), args.patch_tokens, args.slide_mpp, None, args.chunk_tiles,
+            args.readers, None, args.backend,
+        )  # fmt: skip
+        request = EncoderRequest(args.encoder, args.arch, args.device, args.dtype, args.seed, allow_random)
+        return embed_manifest(args, options, request)
+    if not args.slides:
+        raise PathsaeError("give the slides to embed, or --manifest COHORT.csv")
     for slide in args.slides:
         if not slide.exists():
             raise PathsaeError(f"no such slide: {slide}")
@@ -79,7 +92,6 @@ def _embed(args: argparse.Namespace) -> None:
             tiles = checked  # reused by the run
         else:
             checked[0].close()
-    allow_random = args.random_init or None  # None: presets need their weights, timm names may run random
     if tiles is not None:
         from ..engine.embed import embed_slide
         from ..models.encoders import load_encoder
@@ -165,7 +177,10 @@ def _train(args: argparse.Namespace) -> None:
         if step == steps or step % 500 == 1:
             print(f"train: step {step}/{steps}, mse {parts.get('mse', float('nan')):.4f}", file=sys.stderr)
 
-    metrics = train_to_folder(args.stores, args.output, options, show, args.overwrite)
+    from ..data.cohort import expand_stores
+
+    stores, _ = expand_stores(args.stores)
+    metrics = train_to_folder(stores, args.output, options, show, args.overwrite)
     print(
         f"{args.output}: {args.arch} SAE, {metrics['d_sae']} features "
         f"({metrics['never_fired_removed']} of {metrics['trained_width']} never fired: removed, so none is dead); "
@@ -176,8 +191,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
+    from ..data.cohort import is_cohort
     from ..engine.encode import encode_store
 
+    if is_cohort(args.store):
+        from .cohort_commands import encode_cohort_command
+
+        return encode_cohort_command(args)
     name = encode_store(args.store, args.sae, args.name)
     print(f"{args.store}: activations/{name} written")
 
@@ -191,13 +211,25 @@ def _correlate(args: argparse.Namespace) -> None:
     from ..data.outputs import writable_target
     from ..engine.encode import correlate_store
 
-    if (args.visium is None) == (args.annotations is None):
-        raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
-    if args.null and not args.visium:
+    if args.null and not args.visium and not _cohort_of(args.store):
         raise PathsaeError("--null moves Visium spots: it needs --visium")
     if args.null != "shuffle-blocks" and (args.block_um is not None or args.seed is not None):
         raise PathsaeError("--block-um and --seed belong to --null shuffle-blocks: give that null or drop them")
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
+    cohort = _cohort_of(args.store)
+    if cohort is not None:
+        from .cohort_commands import per_slide_table
+
+        if args.visium or args.annotations or args.null:
+            raise PathsaeError("a cohort's slides are correlated with their own Visium (its manifest): "
+                               "drop --visium/--annotations/--null, or give one store")  # fmt: skip
+        table, slides = per_slide_table(cohort, lambda store, sample: correlate_store(
+            store, sample, args.genes, args.top_genes, args.sae, args.all))  # fmt: skip
+        _write_csv(table, args.output, args.overwrite)
+        print(f"{args.output}: {len(table)} feature-gene pairs written from {slides} slide(s) of {args.store}")
+        return
+    if (args.visium is None) == (args.annotations is None):
+        raise PathsaeError("give --visium (genes at spots) or --annotations (a per-tile table), one of them")
     if args.visium:
         table = correlate_store(
             args.store, _visium(args.visium), args.genes, args.top_genes, args.sae, args.all,
@@ -271,15 +303,18 @@ def _concepts(args: argparse.Namespace) -> None:
         raise PathsaeError("--visium belongs to one section: give one store with it")
     if args.visium and args.slide_targets:
         raise PathsaeError("give --visium (spot targets) or --slide-targets (slide targets), not both")
+    from ..data.cohort import expand_stores
+
     writable_target(args.output, args.overwrite)  # refused before the work, not after it
-    stores = [TileStore.open(s) for s in args.stores]
-    names = [s.name.removesuffix(".zarr") for s in args.stores]
+    paths, cohort = expand_stores(args.stores)
+    stores = [TileStore.open(s) for s in paths]
+    names = [s.name.removesuffix(".zarr") for s in paths]
     if len(set(names)) != len(names):
         raise PathsaeError("several stores share a name; rename them so their rows can be told apart")
     for store in stores:
         _slide_for_figures(store)
     found = find_concepts(stores, args.n_concepts, args.method, args.sae, args.seed)
-    importance = _concept_importance(args, stores, names, found)
+    importance = _concept_importance(args, stores, names, found, cohort)
     with atomic_folder(args.output, args.overwrite) as folder:
         write_concepts(folder, names, stores, found, importance, seed=args.seed)
     extra = ", importance.csv" if importance is not None else ""
@@ -289,11 +324,14 @@ def _concepts(args: argparse.Namespace) -> None:
     )
 
 
-def _concept_importance(args, stores, names, found):
+def _concept_importance(args, stores, names, found, cohort=None):
     from ..analysis.concept_study import slide_importance, spot_importance
 
     if args.visium:
         return spot_importance(stores[0], _visium(args.visium), found.weights[0], args.genes)
+    if cohort is not None and not args.slide_targets:
+        numeric = cohort.variables.select_dtypes("number")
+        return slide_importance(names, found.weights, numeric) if len(numeric.columns) else None
     if args.slide_targets:
         import pandas as pd
 
@@ -316,6 +354,11 @@ def _predict_genes(args: argparse.Namespace) -> None:
         raise PathsaeError("two of -o, --features-table, --spots-table and --figures name the same path")
     for path in outputs:  # refused before the work, not after it
         writable_target(path, args.overwrite)
+    cohort = _cohort_of(args.store)
+    if cohort is not None:
+        return _predict_genes_cohort(args, cohort)
+    if args.visium is None:
+        raise PathsaeError("give --visium (the store's Space Ranger outs/ or .h5ad)")
     store, sample = TileStore.open(args.store), _visium(args.visium)
     if args.figures:
         _slide_for_figures(store)
@@ -339,6 +382,34 @@ def _predict_genes(args: argparse.Namespace) -> None:
         f"{args.output}: {len(result.table)} genes, held-out r over {int(best['n_spots'])} spots "
         f"({args.folds} folds of {result.block_um:g} µm squares); best {best['gene']} r = {best['r']:.3f}"
     )
+
+
+def _predict_genes_cohort(args: argparse.Namespace, cohort) -> None:
+    from ..analysis.gene_prediction import predict_genes
+    from ..data.store import TileStore
+    from .cohort_commands import per_slide_table
+
+    extra = [flag for flag, value in (("--visium", args.visium), ("--features-table", args.features_table),
+             ("--spots-table", args.spots_table), ("--figures", args.figures)) if value]  # fmt: skip
+    if extra:
+        raise PathsaeError(f"{extra[0]} belongs to one store; over a cohort, predict-genes writes one table per gene "
+                           "and slide (each slide with its manifest's Visium)")  # fmt: skip
+
+    def run(store, sample):
+        return predict_genes(
+            TileStore.open(store), sample, args.genes, args.top_genes, model=args.model, n_folds=args.folds,
+            block_um=args.block_um, sae=args.sae, top_features=args.top_features, seed=args.seed,
+        ).table  # fmt: skip
+
+    table, slides = per_slide_table(cohort, run)
+    _write_csv(table, args.output, args.overwrite)
+    print(f"{args.output}: {len(table)} gene rows from {slides} slide(s), held-out within each slide")
+
+
+def _cohort_of(path: Path):
+    from ..data.cohort import is_cohort, open_cohort
+
+    return open_cohort(path) if is_cohort(path) else None
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -472,6 +543,12 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"screenshot: {shot}")
 
 
+def _atlas(args: argparse.Namespace) -> None:
+    from .cohort_commands import atlas
+
+    atlas(args)
+
+
 def _refuse_output_over_an_input(args: argparse.Namespace) -> None:
     """``-o`` may not be or contain any input of the command, nor lie inside an input store or SAE folder: with
     --overwrite, writing it would delete that input (a store replaced by an SAE folder, an SAE by its report)."""
@@ -499,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:  # a damaged file's reader warnings would come before the one error line
         for library in ("tifffile", "pydicom", "wsidicom"):
             logging.getLogger(library).setLevel(logging.ERROR)
+        for handler in logging.root.handlers:  # dask.distributed sets its own loggers to INFO: workers, nannies…
+            handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("distributed"))
     try:
         _refuse_output_over_an_input(args)
         commands = {"info": _info, "view": _view, "demo": _demo, "embed": _embed, "train": _train}
@@ -506,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         commands["report"] = _report
         commands["import"] = _import
         commands["predict-genes"] = _predict_genes
+        commands["atlas"] = _atlas
         commands[args.command](args)
     except PathsaeError as exc:
         if args.debug:

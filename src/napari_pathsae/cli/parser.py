@@ -67,8 +67,13 @@ def _backend_option(command) -> None:
 
 def _engine_commands(commands) -> None:
     embed = commands.add_parser("embed", help="tile slides and store encoder embeddings (resumable)")
-    embed.add_argument("slides", type=Path, nargs="+")
-    embed.add_argument("-o", "--output", type=Path, required=True, help="store (one slide) or folder of stores")
+    embed.add_argument("slides", type=Path, nargs="*", help="slides (or give --manifest)")
+    embed.add_argument(
+        "--manifest", type=Path, help="cohort CSV (slide, optional visium, slide_mpp, name, slide-level variables)"
+    )
+    embed.add_argument(
+        "-o", "--output", type=Path, required=True, help="store (one slide), folder of stores, or cohort folder"
+    )
     embed.add_argument(
         "--encoder", default="vit_small_patch16_224", help="preset, timm name, hf-hub:ORG/NAME or checkpoint"
     )
@@ -118,7 +123,7 @@ def _engine_commands(commands) -> None:
     _backend_option(imports)
 
     train = commands.add_parser("train", help="train an SAE on stored embeddings")
-    train.add_argument("stores", type=Path, nargs="+")
+    train.add_argument("stores", type=Path, nargs="+", help="stores, or one cohort folder (slides drawn in balance)")
     train.add_argument(
         "-o", "--output", type=Path, required=True, help="SAE folder (cfg.json + sae_weights.safetensors)"
     )
@@ -147,12 +152,24 @@ def _engine_commands(commands) -> None:
     train.add_argument("--device", default="auto", choices=DEVICES)
 
     encode = commands.add_parser("encode", help="SAE activations of a store's embeddings")
-    encode.add_argument("store", type=Path)
+    encode.add_argument("store", type=Path, help="a store, or a cohort folder (then its feature index is built)")
     encode.add_argument("--sae", type=Path, required=True)
     encode.add_argument("--name", help="name of the activations in the store (default: the SAE folder's)")
+    encode.add_argument(
+        "--top-tiles", type=positive_int(1, 1000), default=32, help="cohort: top tiles kept per feature in the index"
+    )
+
+    atlas = commands.add_parser("atlas", help="a cohort's feature atlas: a static HTML site, one page per feature")
+    atlas.add_argument("--cohort", type=Path, required=True, help="cohort folder (encoded with the SAE)")
+    atlas.add_argument("--sae", type=Path, required=True, help="the SAE folder (labels, stability)")
+    atlas.add_argument("--name", help="the activations' name in the stores (default: the SAE folder's)")
+    atlas.add_argument("-o", "--output", type=Path, required=True, help="a new folder")
+    atlas.add_argument("--features", type=feature_number, nargs="+", help="only these features' pages (default: all)")
+    atlas.add_argument("--genes-table", type=Path, help="a `pathsae correlate` table: each feature's genes")
+    atlas.add_argument("--overwrite", action="store_true")
 
     correlate = commands.add_parser("correlate", help="correlate SAE features with Visium genes over spots")
-    correlate.add_argument("store", type=Path)
+    correlate.add_argument("store", type=Path, help="a store, or a cohort folder (each slide with its Visium)")
     correlate.add_argument("--visium", type=Path, help="Space Ranger outs/ or .h5ad: correlate with genes at spots")
     correlate.add_argument(
         "--annotations", type=Path, help="CSV per tile (column tile, or x and y): its numeric columns"
@@ -216,20 +233,22 @@ def _analysis_commands(commands) -> None:
     report.add_argument("--overwrite", action="store_true")
 
     concepts = commands.add_parser("concepts", help="concepts (clustered activations), maps and importance")
-    concepts.add_argument("stores", type=Path, nargs="+")
+    concepts.add_argument("stores", type=Path, nargs="+", help="stores, or one cohort folder")
     concepts.add_argument("-n", "--n-concepts", type=positive_int(2), default=8)
     concepts.add_argument("-o", "--output", type=Path, required=True, help="folder for tables and maps")
     concepts.add_argument("--method", default="kmeans", choices=CONCEPT_METHODS)
     concepts.add_argument("--sae", help="activations name when the stores hold several")
     concepts.add_argument("--visium", type=Path, help="Space Ranger outs/ of the (one) store: importance per gene")
     concepts.add_argument("--genes", nargs="*", help="genes for importance (default: the 20 most variable)")
-    concepts.add_argument("--slide-targets", type=Path, help="CSV: store name, then numeric slide-level targets")
+    concepts.add_argument(
+        "--slide-targets", type=Path, help="CSV: store name, then numeric slide-level targets (a cohort: its variables)"
+    )
     concepts.add_argument("--seed", type=positive_int(0), default=0)
     concepts.add_argument("--overwrite", action="store_true")
 
     predict = commands.add_parser("predict-genes", help="held-out prediction of spot gene expression from features")
-    predict.add_argument("store", type=Path)
-    predict.add_argument("--visium", type=Path, required=True)
+    predict.add_argument("store", type=Path, help="a store, or a cohort folder (each slide with its Visium)")
+    predict.add_argument("--visium", type=Path, help="Space Ranger outs/ or .h5ad (a cohort: from its manifest)")
     predict.add_argument("-o", "--output", type=Path, required=True, help="CSV: gene, r (held-out Pearson), ...")
     predict.add_argument("--genes", nargs="*", help="genes to predict (default: every gene detected in enough spots)")
     predict.add_argument("--top-genes", type=positive_int(), help="only the N most variable detected genes")

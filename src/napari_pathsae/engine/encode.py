@@ -39,6 +39,7 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
         embeddings = store.embeddings(layer)
         name = name or Path(sae_dir).name
         array = store.activation_array(name, sae.cfg.d_sae, provenance)
+        array.attrs["complete"] = False
         rows = max(1, batch_rows // store.chunk_tiles) * store.chunk_tiles  # whole zarr chunks per write
         invalid = 0
         with torch.no_grad():  # batch by batch into the store: memory stays flat however many tiles
@@ -49,9 +50,23 @@ def encode_store(store_path: str | Path, sae_dir: str | Path, name: str | None =
                 codes[~finite] = float("nan")  # no activations for a tile without a valid embedding
                 invalid += int((~finite).sum())
                 array[begin : begin + rows] = codes.numpy()
+        array.attrs["complete"] = True
     if invalid:
         log.warning("%d tiles have NaN/inf embeddings; their activations are NaN", invalid)
     return name
+
+
+def encoded_by(store_path: str | Path, sae_dir: str | Path, name: str | None = None) -> bool:
+    """Whether the store already holds complete activations of this SAE's weights (so encoding can be skipped)."""
+    from ..models.sae.formats import sae_weights_sha256
+
+    store = TileStore.open(store_path)
+    group = store.root["activations"]
+    name = name or Path(sae_dir).name
+    if name not in group:
+        return False
+    attrs = group[name].attrs
+    return bool(attrs.get("complete")) and attrs.get("sae", {}).get("weights_sha256") == sae_weights_sha256(sae_dir)
 
 
 def train_to_folder(

@@ -53,14 +53,17 @@ def embed_many(
     slides: list[str],
     stores: list[str],
     request: EncoderRequest,
-    options: EmbedOptions,
+    options: EmbedOptions | list[EmbedOptions],
     scheduler: str | None = None,
     workers: int | None = None,
     on_done: Callable[[dict], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> list[dict]:
-    """Embed each slide into its store on a dask.distributed cluster; summaries in slide order."""
+    """Embed each slide into its store on a dask.distributed cluster; summaries in slide order.
+
+    ``options`` is one for all slides or one per slide; ``on_tick`` is called every 2 s while they run."""
     import torch
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster, wait
 
     gpus = torch.cuda.device_count() if request.device in ("auto", "cuda") else 0
     cores = os.cpu_count() or 1
@@ -73,17 +76,26 @@ def embed_many(
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
+        per_slide = options if isinstance(options, list) else [options] * len(slides)
         futures = {
             client.submit(
-                _embed_task, slide, store, request, options, threads, key=f"embed-{i}-{Path(slide).name}", pure=False
+                _embed_task, slide, store, request, option, threads, key=f"embed-{i}-{Path(slide).name}", pure=False
             ): i
-            for i, (slide, store) in enumerate(zip(slides, stores, strict=True))
+            for i, (slide, store, option) in enumerate(zip(slides, stores, per_slide, strict=True))
         }
         results: list[dict | None] = [None] * len(slides)
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            if on_done:
-                on_done(results[futures[future]])
+        pending = set(futures)
+        while pending:
+            try:
+                finished, pending = wait(pending, timeout=2.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # none finished in 2 s
+                finished = set()
+            for future in finished:
+                results[futures[future]] = future.result()
+                if on_done:
+                    on_done(results[futures[future]])
+            if on_tick:
+                on_tick()
         return results
     finally:
         client.close()

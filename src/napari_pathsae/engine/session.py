@@ -107,8 +107,8 @@ class ExplorerSession:
         provenance = sae_provenance(sae_dir, cfg)
         self.computer.set_sae(sae, sae_dir.name, provenance)
         self.sae_dir, self.sae_sha256 = sae_dir, provenance["weights_sha256"]
-        self.labels = _read_labels(sae_dir)
-        self.stability = _read_stability(sae_dir, provenance["weights_sha256"])
+        self.labels = read_labels(sae_dir)
+        self.stability = read_stability(sae_dir, provenance["weights_sha256"])
         self.correlations = None
 
     def train_sae(self, output: str | Path, options, progress=None) -> dict:
@@ -342,7 +342,7 @@ class ExplorerSession:
         self.computer.close()
 
 
-def _read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
+def read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
     """Per-feature cross-seed stability written by ``pathsae report --other-sae`` (indexed by feature number);
     None when absent or written for other weights (the SAE was replaced since)."""
     from ..analysis.sae_report import STABILITY_FILE
@@ -361,7 +361,7 @@ def _read_stability(sae_dir: Path, weights_sha256: str) -> pd.DataFrame | None:
         raise PathsaeError(f"{path}: damaged stability table (run pathsae report again, or delete it)") from None
 
 
-def _read_labels(sae_dir: Path) -> dict[int, str]:
+def read_labels(sae_dir: Path) -> dict[int, str]:
     path = sae_dir / LABELS_FILE
     if not path.is_file():
         return {}

@@ -77,7 +77,10 @@ def auto_samples(n_inputs: int) -> int:
 
 
 class EmbeddingStream:
-    """Shuffled batches over the stores' chunks: a few chunks in memory at a time."""
+    """Shuffled batches over the stores' chunks: a few chunks in memory at a time.
+
+    Over several stores each slide is drawn equally often (chunks weighted by 1 / the slide's rows), so one
+    large slide does not dominate training; one store is read in shuffled epochs."""
 
     def __init__(self, stores: list[TileStore], layer: str, rng: np.random.Generator, buffer_chunks: int = 8):
         self.arrays = [store.embeddings(layer) for store in stores]
@@ -91,6 +94,9 @@ class EmbeddingStream:
             for s in range(0, a.shape[0], a.chunks[0])
         ]
         self.n = sum(a.shape[0] for a in self.arrays)
+        rows = np.array([stop - start for _, start, stop in self.chunks], dtype=float)
+        store_rows = np.array([self.arrays[i].shape[0] for i, _, _ in self.chunks], dtype=float)
+        self.chunk_weights = rows / store_rows / len(self.arrays)
         self.rng = rng
         self.buffer_chunks = buffer_chunks
 
@@ -106,7 +112,10 @@ class EmbeddingStream:
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Endless shuffled batches: chunk order reshuffled each epoch, rows shuffled within a buffer."""
         while True:
-            order = self.rng.permutation(len(self.chunks))
+            if len(self.arrays) > 1:
+                order = self.rng.choice(len(self.chunks), size=len(self.chunks), p=self.chunk_weights)
+            else:
+                order = self.rng.permutation(len(self.chunks))
             for begin in range(0, len(order), self.buffer_chunks):
                 rows = np.concatenate([self._chunk(self.chunks[j]) for j in order[begin : begin + self.buffer_chunks]])
                 rows = rows[self.rng.permutation(len(rows))]

@@ -1,0 +1,86 @@
+"""Slide-level variables against each feature's per-slide mean, with the slide as the unit of the test.
+
+Tiles of one slide are not independent samples of a diagnosis: the test permutes the variable over
+slides, never tiles. Numbers: Spearman's rho; categories: Kruskal-Wallis H on the slides' ranks (two
+groups: the Mann-Whitney test). p from every permutation when there are few slides (≤ 7), else from
+9,999 random ones; q by Benjamini-Hochberg over the features, per variable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import false_discovery_control, rankdata
+
+#: Below this many slides with a value no test is made (the smallest p would exceed 0.05).
+MIN_SLIDES = 4
+PERMUTATIONS = 9_999
+
+
+def slide_associations(
+    means: np.ndarray, variables: pd.DataFrame, seed: int = 0
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(names, kinds, statistic, p, q, notes) for each variable column against ``means`` (S slides × F)."""
+    names, kinds, stats, ps, qs, notes = [], [], [], [], [], []
+    for column in variables.columns:
+        values = variables[column]
+        known = values.notna().to_numpy() & (values.astype(str).str.strip() != "").to_numpy()
+        numeric = pd.api.types.is_numeric_dtype(values)
+        groups = values[known].nunique()
+        if known.sum() < MIN_SLIDES or groups < 2:
+            notes.append(f"{column}: {int(known.sum())} slides with a value, {groups} distinct; not tested "
+                         f"(needs {MIN_SLIDES} slides and 2 values)")  # fmt: skip
+            continue
+        x = means[known]
+        if numeric:
+            stat, p = _spearman(x, values[known].to_numpy(dtype=float), seed)
+        else:
+            stat, p = _kruskal(x, values[known].astype(str).to_numpy(), seed)
+        names.append(str(column))
+        kinds.append("spearman" if numeric else "kruskal")
+        stats.append(stat)
+        ps.append(p)
+        qs.append(false_discovery_control(p, method="bh"))
+    f = means.shape[1]
+    as_array = lambda rows: np.array(rows, dtype=np.float64).reshape(len(rows), f)  # noqa: E731
+    return names, kinds, as_array(stats), as_array(ps), as_array(qs), notes
+
+
+def _permutations(n: int, seed: int) -> np.ndarray:
+    """(P, n) orders of n slides: all of them when few (identity first), else random ones after the identity."""
+    if math.factorial(n) <= PERMUTATIONS + 1:
+        return np.array(list(itertools.permutations(range(n))))
+    rng = np.random.default_rng(seed)
+    return np.vstack([np.arange(n), np.argsort(rng.random((PERMUTATIONS, n)), axis=1)])
+
+
+def _p_values(null: np.ndarray) -> np.ndarray:
+    """Share of orders (the observed one, row 0, included) at least as extreme as the observed statistic."""
+    return (null >= null[0] - 1e-12).mean(axis=0)
+
+
+def _standard(a: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=0)
+    norm = np.sqrt((a**2).sum(axis=0))
+    return a / np.where(norm > 0, norm, 1.0)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    zx = _standard(rankdata(x, axis=0))
+    zy = _standard(rankdata(y)[:, None])[:, 0]
+    rho = zy[_permutations(len(y), seed)] @ zx  # (P, F)
+    return rho[0], _p_values(np.abs(rho))
+
+
+def _kruskal(x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(labels)
+    ranks = rankdata(x, axis=0)
+    codes = np.unique(labels, return_inverse=True)[1]
+    sizes = np.bincount(codes).astype(float)
+    onehot = np.eye(len(sizes))[codes[_permutations(n, seed)]]  # (P, n, G)
+    rank_sums = np.einsum("png,nf->pgf", onehot, ranks)
+    h = 12.0 / (n * (n + 1)) * (rank_sums**2 / sizes[None, :, None]).sum(axis=1) - 3 * (n + 1)
+    return h[0], _p_values(h)

@@ -1,0 +1,198 @@
+"""A cohort end to end: every slide of a manifest embedded into the cohort folder (resumable, on
+dask.distributed), encoded by an SAE, and its feature index built in one streaming pass."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis.feature_index import FeatureIndexBuilder
+from ..analysis.slide_association import slide_associations
+from ..data.cohort import Cohort, write_cohort
+from ..data.feature_index import FeatureIndex, save_index
+from ..data.identity import visium_fingerprint
+from ..data.store import TileStore
+from ..errors import PathsaeError
+from ..io.manifest import CohortSlide, Manifest
+from .embed import EmbedOptions, open_tiles
+from .encode import encode_store, encoded_by
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CohortProgress:
+    """Across the whole cohort: slides and tiles done (read from the stores' done flags)."""
+
+    slides_done: int
+    slides: int
+    tiles_done: int
+    tiles: int
+    elapsed_s: float
+    tiles_per_s: float
+
+    @property
+    def eta_s(self) -> float:
+        return (self.tiles - self.tiles_done) / self.tiles_per_s if self.tiles_per_s > 0 else float("nan")
+
+
+def slide_options(entry: CohortSlide, base: EmbedOptions) -> tuple[EmbedOptions, list[str]]:
+    """One slide's embedding options: its own µm/px, and its Visium sample (opened, so checked, and recorded)."""
+    options = replace(base, slide_mpp=entry.slide_mpp or base.slide_mpp)
+    if entry.visium is None:
+        return replace(options, visium=None, visium_fingerprint=None), []
+    from ..io.visium import open_visium
+
+    sample = open_visium(entry.visium, fullres_image=entry.slide, mpp=options.slide_mpp)
+    notes = [f"{entry.name}: {note}" for note in sample.notes]
+    if options.slide_mpp is None and sample.frame.mpp:
+        from ..io.slides import open_slide
+
+        opened = open_slide(entry.slide, backend=options.slide_backend)
+        opened.close()
+        if opened.mpp is None:
+            options = replace(options, slide_mpp=sample.frame.mpp)
+            notes.append(f"{entry.name}: slide µm/px {sample.frame.mpp:.4f} taken from the Visium sample")
+    return replace(options, visium=str(entry.visium.resolve()), visium_fingerprint=visium_fingerprint(sample)), notes
+
+
+def embed_cohort(
+    manifest: Manifest,
+    folder: str | Path,
+    request,
+    base: EmbedOptions,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    on_slide: Callable[[dict], None] | None = None,
+    on_progress: Callable[[CohortProgress], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> tuple[Cohort, list[dict]]:
+    """Embed every slide of ``manifest`` into ``folder``/stores; finished slides are skipped, killed ones resume.
+
+    Every slide is opened and tiled before any model loads (a blank or unreadable slide is refused first).
+    Slides run largest first so that the last one to finish is a small one."""
+    from .scale_out import embed_many
+
+    plans, expected = [], {}
+    for entry in manifest.slides:
+        options, notes = slide_options(entry, base)
+        for note in notes:
+            (on_note or log.info)(note)
+        slide, grid = open_tiles(entry.slide, options)
+        slide.close()
+        plans.append((entry, options, len(grid)))
+        expected[entry.name] = {"encoder_spec": request.spec, "geometry": options.geometry.to_dict(),
+                                "slide_mpp": slide.mpp}  # fmt: skip
+    cohort = write_cohort(folder, manifest)
+    pending = [p for p in plans if not _finished(cohort.store_path(p[0].name), expected[p[0].name])]
+    for entry, _, _ in plans:
+        if all(entry is not p[0] for p in pending) and on_slide:
+            on_slide({"slide": str(entry.slide), "store": str(cohort.store_path(entry.name)), "skipped": True})
+    pending.sort(key=lambda p: -p[2])
+    if not pending:
+        return cohort, []
+    total = sum(p[2] for p in plans)
+    start = time.perf_counter()
+    at_start = sum(_tiles_done(cohort.store_path(p[0].name)) for p in plans)
+    finished: list[dict] = []
+
+    def tick() -> None:
+        if on_progress is None:
+            return
+        done = sum(_tiles_done(cohort.store_path(p[0].name)) for p in plans)
+        elapsed = time.perf_counter() - start
+        slides_done = len(plans) - len(pending) + len(finished)
+        on_progress(
+            CohortProgress(slides_done, len(plans), done, total, elapsed, (done - at_start) / max(elapsed, 1e-9))
+        )
+
+    def slide_done(summary: dict) -> None:
+        finished.append(summary)
+        if on_slide:
+            on_slide(summary)
+
+    results = embed_many(
+        [str(p[0].slide) for p in pending], [str(cohort.store_path(p[0].name)) for p in pending], request,
+        [p[1] for p in pending], scheduler, workers, slide_done, tick,
+    )  # fmt: skip
+    return cohort, results
+
+
+def _finished(store: Path, expected: dict) -> bool:
+    """Whether the slide's store is complete; one made with another encoder, geometry or µm/px is refused
+    (as embedding it again would be)."""
+    if not store.exists():
+        return False
+    opened = TileStore.open(store)
+    recorded = json.loads(json.dumps(opened.identity))
+    changed = sorted(k for k, v in json.loads(json.dumps(expected)).items() if recorded.get(k) != v)
+    if changed:
+        raise PathsaeError(
+            f"{store} was made with a different {', '.join(changed)}; embed into a new cohort folder"
+        )
+    return opened.complete
+
+
+def _tiles_done(store: Path) -> int:
+    """Tiles whose chunk is flagged done; 0 for a store not yet created (or being created)."""
+    try:
+        opened = TileStore.open(store)
+        slices = opened.chunk_slices()
+        return opened.n_tiles - sum(slices[i].stop - slices[i].start for i in opened.pending_chunks())
+    except Exception:
+        return 0
+
+
+def encode_cohort(
+    cohort: Cohort, sae_dir: str | Path, name: str | None = None, on_slide: Callable[[str, bool], None] | None = None
+) -> str:
+    """SAE activations of every store (stores already encoded by these weights are skipped)."""
+    name = name or Path(sae_dir).name
+    for slide, store in zip(cohort.names, cohort.store_paths, strict=True):
+        skipped = encoded_by(store, sae_dir, name)
+        if not skipped:
+            encode_store(store, sae_dir, name)
+        if on_slide:
+            on_slide(slide, skipped)
+    return name
+
+
+def build_index(
+    cohort: Cohort, sae: str, top: int = 32, samples: int = 200, seed: int = 0, block_rows: int = 4096
+) -> tuple[FeatureIndex, list[str]]:
+    """The feature index of activations ``sae`` over every store of the cohort, written to ``index/<sae>.npz``;
+    returns it with notes (variables not tested)."""
+    start = time.perf_counter()
+    stores = [TileStore.open(p) for p in cohort.store_paths]
+    arrays = [s.activations(sae) for s in stores]
+    widths = {a.shape[1] for a in arrays}
+    if len(widths) != 1:
+        raise PathsaeError(
+            f"the cohort's activations {sae!r} differ in width ({sorted(widths)}): re-encode every slide"
+        )
+    builder = FeatureIndexBuilder(cohort.names, widths.pop(), top, samples, seed)
+    for slide, (store, array) in enumerate(zip(stores, arrays, strict=True)):
+        rows = max(1, block_rows // array.chunks[0]) * array.chunks[0]  # whole zarr chunks per read
+        coords = store.coords
+        for begin in range(0, array.shape[0], rows):
+            stop = min(begin + rows, array.shape[0])
+            values = np.asarray(array[begin:stop], dtype=np.float32)
+            builder.add(slide, np.arange(begin, stop), coords[begin:stop], values)
+    sae_record = dict(arrays[0].attrs.get("sae", {}))
+    meta = {
+        "sae": sae, "sae_record": sae_record, "encoder": stores[0].provenance.get("encoder", {}).get("spec"),
+        "tile_side0": [s.tile_side0 for s in stores], "stores": [str(p) for p in cohort.store_paths],
+    }  # fmt: skip
+    index = builder.finish(meta)
+    names, kinds, stat, p, q, notes = slide_associations(index.slide_means(), cohort.variables, seed)
+    index.variables, index.assoc_kind = np.array(names, dtype=str), np.array(kinds, dtype=str)
+    index.assoc_stat, index.assoc_p, index.assoc_q = stat, p, q
+    index.meta["seconds"] = round(time.perf_counter() - start, 2)
+    save_index(index, cohort.index_path(sae))
+    return index, notes

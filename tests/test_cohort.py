@@ -1,0 +1,197 @@
+"""A cohort end to end on real tissue: manifest → embed (dask) → train → encode + feature index → atlas in
+Chromium, with a planted slide-level target that the index finds and that vanishes when shuffled."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cohort_files import write_cohort_files
+from napari_pathsae.analysis.feature_index import FeatureIndexBuilder
+from napari_pathsae.analysis.slide_association import slide_associations
+from napari_pathsae.data.cohort import open_cohort
+from napari_pathsae.data.feature_index import load_index
+from napari_pathsae.data.store import TileStore
+from napari_pathsae.errors import PathsaeError
+from napari_pathsae.io.manifest import read_manifest
+
+GEOMETRY = ["--encoder", "mean-rgb", "--tile-um", "56", "--tile-px", "32"]
+
+
+def pathsae(*args, ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_pathsae.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+    )
+    assert (done.returncode == 0) == ok, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cohort")
+    manifest = write_cohort_files(work / "slides")
+    embed = pathsae("embed", "--manifest", manifest, "-o", work / "C", *GEOMETRY)
+    pathsae("train", work / "C", "-o", work / "sae", "--expansion", "8", "--k", "4")
+    encode = pathsae("encode", work / "C", "--sae", work / "sae")
+    return work, manifest, embed, encode
+
+
+def test_manifest_rows_are_checked_in_one_line(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 64), "white").save(image)
+    cases = {
+        "name,dx\na.png,1\n": "needs a 'slide' column",
+        "slide,dx\nmissing.png,1\n": "line 2: no such slide",
+        "slide,slide_mpp\na.png,-1\n": "line 2: slide_mpp -1 must be",
+        "slide,slide_mpp\na.png,abc\n": "not a number",
+        "slide\na.png\na.png\n": "share the name 'a'",
+        "slide\n": "lists no slides",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "m.csv"
+        path.write_text(text)
+        with pytest.raises(PathsaeError, match=message):
+            read_manifest(path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "m.csv").write_text("slide,dx,grade\n../a.png,tumour,2\n")
+    manifest = read_manifest(tmp_path / "sub" / "m.csv")  # relative to the manifest's folder
+    assert manifest.slides[0].slide == (tmp_path / "a.png").resolve() or manifest.slides[0].slide.exists()
+    assert manifest.variables.loc["a", "dx"] == "tumour" and manifest.variables["grade"].dtype.kind in "if"
+    bad = pathsae("embed", "--manifest", tmp_path / "nothing.csv", "-o", tmp_path / "C", ok=False)
+    assert bad.stderr.strip() == f"pathsae: error: no such manifest: {tmp_path / 'nothing.csv'}"
+
+
+def test_embed_makes_one_store_per_slide_and_resumes(cohort):
+    work, manifest, embed, _ = cohort
+    opened = open_cohort(work / "C")
+    assert opened.names == ["her2_a", "her2_b", "her2_c", "her2_d", "colon", "target", "brain"]
+    for path in opened.store_paths:
+        assert TileStore.open(path).complete
+    assert "cohort: 7/7 slides" in embed.stderr and "INFO" not in embed.stderr  # one progress line, no dask chatter
+    assert embed.stdout.count("tiles/s") == 7
+    again = pathsae("embed", "--manifest", manifest, "-o", work / "C", *GEOMETRY)
+    assert again.stdout.count("finished before, skipped") == 7
+    store = TileStore.open(opened.store_path("colon"), mode="r+")  # a killed run: its last chunk not flagged
+    store.root["done"][0] = False
+    store.root.attrs["complete"] = False
+    resumed = pathsae("embed", "--manifest", manifest, "-o", work / "C", *GEOMETRY)
+    assert resumed.stdout.count("skipped") == 6 and "colon.png:" in resumed.stdout
+    assert TileStore.open(opened.store_path("colon")).complete
+    other = pathsae("embed", "--manifest", manifest, "-o", work / "C", "--encoder", "mean-rgb", "--tile-um", "60",
+                    "--tile-px", "32", ok=False)  # fmt: skip
+    assert other.stderr.count("\n") == 1 and "different geometry" in other.stderr
+
+
+def test_index_matches_brute_force(cohort):
+    """Top tiles, densities and sums from the streaming pass equal those of all activations at once."""
+    work = cohort[0]
+    opened = open_cohort(work / "C")
+    index = load_index(opened.index_path("sae"))
+    values = [np.asarray(TileStore.open(p).activations("sae")[:]) for p in opened.store_paths]
+    everything = np.concatenate(values)
+    slide_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(values)])
+    for feature in range(index.n_features):
+        expected = np.sort(everything[:, feature])[::-1][: index.top_value.shape[1]]
+        expected = expected[expected > 0]
+        np.testing.assert_allclose(index.top_value[feature, : len(expected)], expected, rtol=1e-6)
+        top = index.top(feature)[0]
+        store = TileStore.open(opened.store_path(top[0]))
+        assert store.activations("sae")[top[1], feature] == pytest.approx(top[2])
+        np.testing.assert_allclose(store.coords[top[1]], top[3])
+    for s in range(len(values)):
+        np.testing.assert_array_equal(index.fired[s], (values[s] > 0).sum(axis=0))
+        np.testing.assert_allclose(index.sums[s], values[s].sum(axis=0), rtol=1e-4)
+    assert index.n_tiles.sum() == len(everything) == len(slide_of)
+    assert (index.sample_value[index.sample_slide >= 0] > 0).all()  # samples are of non-zero activations
+
+
+def test_planted_slide_target_is_found_and_vanishes_when_shuffled(cohort):
+    work = cohort[0]
+    opened = open_cohort(work / "C")
+    index = load_index(opened.index_path("sae"))
+    row = list(index.variables).index("batch_share")
+    best = int(np.argmin(index.assoc_q[row]))
+    assert index.assoc_q[row, best] <= 0.05 and index.assoc_stat[row, best] > 0.9
+    shares = opened.variables["batch_share"]
+    top_slides = {s for s, _, _, _ in index.top(best)}
+    assert shares[list(top_slides)].min() >= shares.median()  # its top tiles come from the greenest slides
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # the same cohort with the target shuffled over slides: nothing found
+        shuffled = pd.DataFrame({"batch_share": rng.permutation(shares.to_numpy())}, index=shares.index)
+        if abs(pd.Series(shuffled["batch_share"].to_numpy()).corr(pd.Series(shares.to_numpy()), "spearman")) > 0.5:
+            continue
+        _, _, _, _, q, _ = slide_associations(index.slide_means(), shuffled)
+        assert q.min() > 0.05
+
+
+def test_slide_is_the_unit_of_the_test():
+    """Four slides in perfect order: p = 2/24 (every permutation of slides), however many tiles they have."""
+    means = np.array([[0.1], [0.2], [0.3], [0.4]])
+    names, kinds, stat, p, _, notes = slide_associations(means, pd.DataFrame({"score": [1.0, 2.0, 3.0, 4.0]}))
+    assert names == ["score"] and kinds == ["spearman"] and stat[0, 0] == pytest.approx(1.0)
+    assert p[0, 0] == pytest.approx(2 / 24)
+    _, _, _, _, _, notes = slide_associations(means[:3], pd.DataFrame({"score": [1.0, 2.0, 3.0]}))
+    assert "not tested" in notes[0]
+
+
+def test_streaming_merge_keeps_the_largest(tmp_path):
+    """Chunks of random sparse activations: the kept top equals a sort of everything."""
+    rng = np.random.default_rng(1)
+    builder = FeatureIndexBuilder(["a", "b"], 50, top=7, samples=5)
+    rows = []
+    for chunk in range(9):
+        values = np.where(rng.random((300, 50)) < 0.05, rng.random((300, 50)), 0).astype(np.float32)
+        builder.add(chunk % 2, np.arange(300) + chunk * 300, rng.random((300, 2)), values)
+        rows.append(values)
+    index = builder.finish()
+    everything = np.concatenate(rows)
+    for f in range(50):
+        expected = np.sort(everything[:, f])[::-1][:7]
+        np.testing.assert_allclose(index.top_value[f][: (expected > 0).sum()], expected[expected > 0])
+
+
+def test_atlas_in_chromium(cohort, tmp_path):
+    work = cohort[0]
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "the atlas test needs Debian's chromium (scripts/setup.sh --test installs it)"
+    done = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas")
+    assert "atlas of" in done.stdout and (work / "atlas" / "index.html").is_file()
+    index = load_index(open_cohort(work / "C").index_path("sae"))
+    row = list(index.variables).index("batch_share")
+    best = int(np.argmin(index.assoc_q[row]))
+
+    def dom(url: str) -> str:
+        return subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+
+    listed = dom(f"file://{work / 'atlas' / 'index.html'}#q=f{best}")
+    assert f'href="features/f{best}.html"' in listed and f"1 of {index.n_features} features" in listed
+    assert dom(f"file://{work / 'atlas' / 'index.html'}#sort=q").index(f">f{best}<") < 2000 + listed.index("<tbody>")
+    page = dom(f"file://{work / 'atlas' / 'features' / f'f{best}.html'}")
+    slide, tile, _, _ = index.top(best)[0]
+    assert f"tiles/{slide}_{tile}.jpg" in page and "batch_share" in page
+    thumb = np.asarray(Image.open(work / "atlas" / "tiles" / f"{slide}_{tile}.jpg"), dtype=float)
+    from napari_pathsae.data.tiles import read_tiles
+    from napari_pathsae.io.slides import open_slide
+
+    store = TileStore.open(open_cohort(work / "C").store_path(slide))
+    real = read_tiles(open_slide(store.provenance["slide_path"], mpp=store.slide_mpp), store.tile_grid(), np.array([tile]))
+    real = np.asarray(Image.fromarray(real[0]).resize(thumb.shape[:2]), dtype=float)
+    assert np.abs(thumb - real).mean() < 6  # the real tile, cut from its slide (JPEG aside)
+    shot = tmp_path / "page.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,1600", f"--screenshot={shot}", f"file://{work / 'atlas/features' / f'f{best}.html'}"],
+                   capture_output=True, timeout=120)  # fmt: skip
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.std() > 20  # tiles and maps drawn, not a blank page
+    again = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas", ok=False)
+    assert "exists" in again.stderr and again.stderr.count("\n") == 1
