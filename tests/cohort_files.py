@@ -27,7 +27,7 @@ def recolour(pixels: np.ndarray, share: float) -> np.ndarray:
     """The stained pixels of the left ``share`` of the image turned green (red and green swapped, blue
     halved): a planted stain batch; background stays as it was, so the tissue found does not change."""
     out = pixels.copy()
-    cut = int(round(share * pixels.shape[1]))
+    cut = round(share * pixels.shape[1])
     left = out[:, :cut]
     green = (left[..., [1, 0, 2]] * np.array([1.0, 1.0, 0.5])).astype(np.uint8)
     mask = _tissue(left)
@@ -55,7 +55,7 @@ def write_cohort_files(folder: Path, shares: list[float] | None = None, pieces=P
         pixels = np.asarray(image)
         Image.fromarray(recolour(pixels, share)).save(folder / f"{name}.png")
         tissue = _tissue(pixels)
-        cut = int(round(share * pixels.shape[1]))
+        cut = round(share * pixels.shape[1])
         planted = tissue[:, :cut].sum() / max(tissue.sum(), 1)  # the share of the tissue recoloured
         rows.append(f"{name}.png,{mpp * factor},{planted:.4f},{'north' if name.startswith('her2') else 'south'}")
     manifest = folder / "cohort.csv"

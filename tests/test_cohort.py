@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,13 +183,14 @@ def test_atlas_in_chromium(cohort, tmp_path):
     from napari_pathsae.io.slides import open_slide
 
     store = TileStore.open(open_cohort(work / "C").store_path(slide))
-    real = read_tiles(open_slide(store.provenance["slide_path"], mpp=store.slide_mpp), store.tile_grid(), np.array([tile]))
+    slide_file = open_slide(store.provenance["slide_path"], mpp=store.slide_mpp)
+    real = read_tiles(slide_file, store.tile_grid(), np.array([tile]))
     real = np.asarray(Image.fromarray(real[0]).resize(thumb.shape[:2]), dtype=float)
     assert np.abs(thumb - real).mean() < 6  # the real tile, cut from its slide (JPEG aside)
     shot = tmp_path / "page.png"
+    url = f"file://{work / 'atlas' / 'features' / f'f{best}.html'}"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1200,1600", f"--screenshot={shot}", f"file://{work / 'atlas/features' / f'f{best}.html'}"],
-                   capture_output=True, timeout=120)  # fmt: skip
+                    "--window-size=1200,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120)  # fmt: skip
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
     assert pixels.std() > 20  # tiles and maps drawn, not a blank page
     again = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas", ok=False)
