@@ -189,8 +189,8 @@ def test_atlas_in_chromium(cohort, tmp_path):
     assert np.abs(thumb - real).mean() < 6  # the real tile, cut from its slide (JPEG aside)
     shot = tmp_path / "page.png"
     url = f"file://{work / 'atlas' / 'features' / f'f{best}.html'}"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1200,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120)  # fmt: skip
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1600"]
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
     assert pixels.std() > 20  # tiles and maps drawn, not a blank page
     again = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas", ok=False)

@@ -133,9 +133,7 @@ def _finished(store: Path, expected: dict) -> bool:
     recorded = json.loads(json.dumps(opened.identity))
     changed = sorted(k for k, v in json.loads(json.dumps(expected)).items() if recorded.get(k) != v)
     if changed:
-        raise PathsaeError(
-            f"{store} was made with a different {', '.join(changed)}; embed into a new cohort folder"
-        )
+        raise PathsaeError(f"{store} was made with a different {', '.join(changed)}; embed into a new cohort folder")
     return opened.complete
 
 
