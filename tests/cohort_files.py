@@ -3,12 +3,16 @@ planted slide-level target (a share of each slide's tissue recoloured, as a stai
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+#: How the test cohort is embedded: the toy mean-colour encoder, 56 µm tiles at 32 px.
+GEOMETRY = ["--encoder", "mean-rgb", "--tile-um", "56", "--tile-px", "32"]
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 #: (name, source image, crop box (x0, y0, x1, y1) in source pixels, downsample, source µm/px)
@@ -68,3 +72,25 @@ def _tissue(pixels: np.ndarray) -> np.ndarray:
     rgb = pixels.astype(np.float32) / 255
     high, low = rgb.max(axis=-1), rgb.min(axis=-1)
     return ((high - low) / np.maximum(high, 1e-6) > 0.08) & (high > 0.15)
+
+
+def pathsae(*args, ok: bool = True) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess; asserts it succeeded (or, ``ok=False``, failed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_pathsae.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+    )
+    assert (done.returncode == 0) == ok, done.stderr
+    return done
+
+
+def encoded_cohort_files(work: Path) -> tuple:
+    """The cohort embedded, an SAE trained on it and the cohort encoded (index built): (work, manifest, outputs)."""
+    manifest = write_cohort_files(work / "slides")
+    embed = pathsae("embed", "--manifest", manifest, "-o", work / "C", *GEOMETRY)
+    pathsae("train", work / "C", "-o", work / "sae", "--expansion", "8", "--k", "4")
+    encode = pathsae("encode", work / "C", "--sae", work / "sae")
+    return work, manifest, embed, encode
+
+
+if __name__ == "__main__":  # docs/cohort.md: python tests/cohort_files.py FOLDER
+    print(write_cohort_files(Path(sys.argv[1])))

@@ -131,3 +131,11 @@ def her2st_model(tmp_path_factory, planted_outs):
     encode_store(work / "b4.zarr", work / "sae")
     (work / "planted").symlink_to(planted_outs)
     return work
+
+
+@pytest.fixture(scope="session")
+def encoded_cohort(tmp_path_factory):
+    """Seven real-tissue slides with a planted slide-level target, embedded, an SAE trained, encoded and indexed."""
+    from cohort_files import encoded_cohort_files
+
+    return encoded_cohort_files(tmp_path_factory.mktemp("cohort"))

@@ -96,3 +96,17 @@ def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
     }  # fmt: skip
     assert result["heartbeat"]["heatmaps_while_computing"]["tiles_computed"] > 0
     assert all(phase["gap_p99_ms"] > 0 for phase in result["heartbeat"].values())
+
+
+def test_cohort_scale_smoke(tmp_path):
+    result = smoke("cohort_scale.py", tmp_path)
+    run = result["runs"][0]
+    assert run["tiles"] == 20_000 and run["slides"] == 4 and result["features"] == 96
+    assert run["planted_rank_for_target"] == 1 and run["planted_rho"] > 0.9  # the planted slide-level feature
+    assert "atlas of 10 features" in run["atlas_line"] and run["index_peak_rss_mb"] > 0
+
+
+def test_cohort_embed_smoke(tmp_path):
+    result = smoke("cohort_embed.py", tmp_path)
+    one, two = result["1_workers"], result["2_workers"]
+    assert one["tiles"] == two["tiles"] > 0 and result["speedup_2_over_1"] > 0

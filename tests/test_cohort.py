@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from cohort_files import write_cohort_files
+from cohort_files import GEOMETRY, pathsae
 from napari_pathsae.analysis.feature_index import FeatureIndexBuilder
 from napari_pathsae.analysis.slide_association import slide_associations
 from napari_pathsae.data.cohort import open_cohort
@@ -21,25 +20,10 @@ from napari_pathsae.data.store import TileStore
 from napari_pathsae.errors import PathsaeError
 from napari_pathsae.io.manifest import read_manifest
 
-GEOMETRY = ["--encoder", "mean-rgb", "--tile-um", "56", "--tile-px", "32"]
-
-
-def pathsae(*args, ok: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "napari_pathsae.cli", *map(str, args)], capture_output=True, text=True, timeout=900
-    )
-    assert (done.returncode == 0) == ok, done.stderr
-    return done
-
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    work = tmp_path_factory.mktemp("cohort")
-    manifest = write_cohort_files(work / "slides")
-    embed = pathsae("embed", "--manifest", manifest, "-o", work / "C", *GEOMETRY)
-    pathsae("train", work / "C", "-o", work / "sae", "--expansion", "8", "--k", "4")
-    encode = pathsae("encode", work / "C", "--sae", work / "sae")
-    return work, manifest, embed, encode
+def cohort(encoded_cohort):
+    return encoded_cohort
 
 
 def test_manifest_rows_are_checked_in_one_line(tmp_path):

@@ -39,10 +39,18 @@ FORMAT = "napari-pathsae/tiles-v1"
 CHUNK_TILES = 512
 
 
+_digests: dict[tuple, str] = {}
+
+
 def content_sha256(path: Path) -> str:
-    """sha256 of the whole file, streamed (about 1 s per GB)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """sha256 of the whole file, streamed (about 1 s per GB); remembered for the process while the file's
+    inode, size and modification time stay the same (an atlas checks one slide for each of its pages)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        with Path(path).open("rb") as f:
+            _digests[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _digests[key]
 
 
 def slide_sha256(path: Path) -> str:

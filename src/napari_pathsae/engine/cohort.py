@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +21,9 @@ from ..data.identity import visium_fingerprint
 from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..io.manifest import CohortSlide, Manifest
-from .embed import EmbedOptions, open_tiles
-from .encode import encode_store, encoded_by
+
+if TYPE_CHECKING:  # embedding and encoding load torch; building or reading an index does not
+    from .embed import EmbedOptions
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def embed_cohort(
 
     Every slide is opened and tiled before any model loads (a blank or unreadable slide is refused first).
     Slides run largest first so that the last one to finish is a small one."""
+    from .embed import open_tiles
     from .scale_out import embed_many
 
     plans, expected = [], {}
@@ -151,6 +154,8 @@ def encode_cohort(
     cohort: Cohort, sae_dir: str | Path, name: str | None = None, on_slide: Callable[[str, bool], None] | None = None
 ) -> str:
     """SAE activations of every store (stores already encoded by these weights are skipped)."""
+    from .encode import encode_store, encoded_by
+
     name = name or Path(sae_dir).name
     for slide, store in zip(cohort.names, cohort.store_paths, strict=True):
         skipped = encoded_by(store, sae_dir, name)
@@ -194,3 +199,33 @@ def build_index(
     index.meta["seconds"] = round(time.perf_counter() - start, 2)
     save_index(index, cohort.index_path(sae))
     return index, notes
+
+
+def slide_session(cohort: Cohort, name: str, sae_dir: str | Path, worker_process: bool = True):
+    """An explorer session on one slide of the cohort, with its store, the SAE and its Visium sample (if any)."""
+    from ..data.tiles import TileGeometry
+    from .embed import EmbedOptions
+    from .session import ExplorerSession
+
+    entry = cohort.slide(name)
+    store = TileStore.open(cohort.store_path(name))
+    g = store.provenance["geometry"]
+    options = EmbedOptions(
+        geometry=TileGeometry(int(g["tile_px"]), float(g["mpp"]), float(g["min_tissue"])),
+        slide_mpp=entry.slide_mpp, visium=str(entry.visium) if entry.visium else None,
+        visium_fingerprint=store.provenance.get("visium_fingerprint"),
+        slide_backend=store.provenance.get("slide_backend"),
+    )  # fmt: skip
+    session = ExplorerSession.load(
+        entry.slide, store.path, store.provenance["encoder"]["spec"], sae_dir, options,
+        worker_process=worker_process, allow_random=True,
+    )  # fmt: skip
+    if entry.visium is not None:
+        from ..io.visium import open_visium
+
+        try:
+            session.attach_sample(open_visium(entry.visium, fullres_image=entry.slide, mpp=entry.slide_mpp))
+        except BaseException:
+            session.close()
+            raise
+    return session

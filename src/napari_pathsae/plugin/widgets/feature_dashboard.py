@@ -16,14 +16,14 @@ from ..background import run_in_background
 from ..heatmap_layers import layer_kind, patch_heatmap_layer
 from ..notify import report_error
 from ..state import state_for
-from ..viewport_worker import camera_of, visible_world_box
+from ..tile_focus import go_to_tile
+from ..viewport_worker import visible_world_box
 from .panel import Panel
 
 GALLERY_TILES = 12
 THUMBNAIL_PX = 96
 #: While tiles arrive, the dashboard is redrawn at most this often.
 REDRAW_MS = 2000
-TARGET_LAYER = "pathsae target tile"
 
 
 def pixmap_of(tile: np.ndarray) -> QPixmap:
@@ -168,30 +168,4 @@ class FeatureDashboard(Panel, QWidget):
 
     def go_to_tile(self, index: int) -> None:
         """Centre the camera on a tile, zoom to show a few tiles around it, and outline it."""
-        session = self.state.session
-        box = session.placement.tile_box_world(session.grid_index[[index]])[0]
-        camera = camera_of(self.viewer)
-        camera.center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        camera.zoom = canvas_width(self.viewer) / (5 * (box[2] - box[0]))
-        self.outline_tile(box)
-
-    def outline_tile(self, box: np.ndarray) -> None:
-        """A white frame around the tile the gallery jumped to (one layer, moved each time)."""
-        rectangle = np.array([[box[0], box[1]], [box[2], box[3]]])
-        edge = (box[2] - box[0]) * 0.06
-        if TARGET_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[TARGET_LAYER]
-            layer.data = [rectangle]
-        else:
-            layer = self.viewer.add_shapes(
-                [rectangle], shape_type="rectangle", name=TARGET_LAYER, edge_color="white",
-                face_color="transparent", edge_width=edge, units=self.state.session.world_units,
-                metadata={"pathsae": {"kind": LayerKind.TARGET}},
-            )  # fmt: skip
-        layer.visible = True
-
-
-def canvas_width(viewer) -> float:
-    """Width of the world box the canvas shows, in screen px (camera zoom is screen px per world unit)."""
-    box = visible_world_box(viewer)
-    return float(abs(box[1, 1] - box[0, 1]) * camera_of(viewer).zoom)
+        go_to_tile(self.viewer, self.state.session, index)

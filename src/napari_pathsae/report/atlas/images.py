@@ -4,7 +4,9 @@ feature fires on a slide (PNG, one pixel block per tile, magma)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,6 @@ from ...io.slides import open_slide
 log = logging.getLogger(__name__)
 
 THUMB_PX = 128
-MAP_PX = 200
 
 
 def tile_file(slide: str, tile: int) -> str:
@@ -27,22 +28,31 @@ def tile_file(slide: str, tile: int) -> str:
 
 
 def cut_tiles(wanted: dict[str, set[int]], stores: dict[str, Path], folder: Path) -> tuple[int, list[str]]:
-    """Thumbnails of the ``wanted`` tiles of each slide under ``folder/tiles``; a slide whose file is gone
-    gets grey squares and a note. Returns (tiles written, notes)."""
+    """Thumbnails of the ``wanted`` tiles of each slide under ``folder/tiles`` (slides read on two threads:
+    decoding and resizing release the GIL); a slide whose file is gone gets grey squares and a note.
+    Returns (tiles written, notes)."""
     (folder / "tiles").mkdir(exist_ok=True)
-    written, notes = 0, []
-    for slide_name, tiles in sorted(wanted.items()):
-        indices = np.array(sorted(tiles), dtype=np.int64)
-        store = TileStore.open(stores[slide_name])
-        pixels = _read(store, indices, slide_name, notes)
+    notes: list[str] = []
+
+    def one(slide_name: str) -> int:
+        indices = np.array(sorted(wanted[slide_name]), dtype=np.int64)
+        pixels = store_tile_pixels(TileStore.open(stores[slide_name]), indices, slide_name, notes)
         for tile, image in zip(indices, pixels, strict=True):
             thumb = Image.fromarray(image).resize((THUMB_PX, THUMB_PX), Image.Resampling.BILINEAR)
-            thumb.save(folder / tile_file(slide_name, int(tile)), quality=88)
-            written += 1
-    return written, notes
+            thumb.save(folder / tile_file(slide_name, int(tile)), quality=85)
+        return len(indices)
+
+    return sum(_per_slide(one, sorted(wanted))), notes
 
 
-def _read(store: TileStore, indices: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+def _per_slide(function, names: list[str]) -> list:
+    """``function(name)`` for every slide on two threads, results in order; the first error is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        return list(pool.map(function, names))
+
+
+def store_tile_pixels(store: TileStore, indices: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    """Pixels of a store's tiles read from its slide; grey 8 px squares (and a note) when the slide is gone."""
     try:
         path = verified_slide_path(store)
     except PathsaeError as exc:
@@ -65,29 +75,28 @@ def map_file(feature: int, slide: str) -> str:
 
 def draw_maps(wanted: dict[str, list[int]], stores: dict[str, Path], sae: str, scale: np.ndarray, folder: Path) -> int:
     """For each slide, the maps of the features listed for it: activation / the feature's cohort maximum
-    (``scale``), read in one pass over the slide's activations. Returns the number of maps."""
+    (``scale``), read in one pass over the slide's activations; one pixel per tile (the page enlarges them
+    without smoothing). Returns the number of maps."""
     from matplotlib import colormaps
 
     (folder / "maps").mkdir(exist_ok=True)
     palette = (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-    count = 0
-    for slide_name, features in sorted(wanted.items()):
+
+    def one(slide_name: str) -> int:
         store = TileStore.open(stores[slide_name])
-        columns = np.array(sorted(set(features)), dtype=np.int64)
+        columns = np.array(sorted(set(wanted[slide_name])), dtype=np.int64)
         values = _columns(store, sae, columns)
-        rows, cols = store.grid_shape
-        cell = max(1, MAP_PX // max(rows, cols, 1))
         where = store.grid_index
-        inside = (where[:, 0] >= 0) & (where[:, 0] < rows) & (where[:, 1] >= 0) & (where[:, 1] < cols)
+        inside = (where >= 0).all(axis=1)
+        rows, cols = (where[inside].max(axis=0) + 1) if inside.any() else (1, 1)
         for j, feature in enumerate(columns):
             image = np.full((rows, cols, 3), 255, dtype=np.uint8)
             level = np.nan_to_num(values[:, j] / max(float(scale[feature]), 1e-12), nan=0.0)
-            shade = palette[np.clip((level * 255).astype(int), 0, 255)]
-            image[where[inside, 0], where[inside, 1]] = shade[inside]
-            picture = Image.fromarray(image).resize((cols * cell, rows * cell), Image.Resampling.NEAREST)
-            picture.save(folder / map_file(int(feature), slide_name), optimize=False)
-            count += 1
-    return count
+            image[where[inside, 0], where[inside, 1]] = palette[np.clip((level[inside] * 255).astype(int), 0, 255)]
+            Image.fromarray(image).save(folder / map_file(int(feature), slide_name), compress_level=1)
+        return len(columns)
+
+    return sum(_per_slide(one, sorted(wanted)))
 
 
 def _columns(store: TileStore, sae: str, columns: np.ndarray, block_rows: int = 8192) -> np.ndarray:

@@ -21,7 +21,8 @@ th{cursor:pointer;background:#f4f4f6;position:sticky;top:0}
 .tiles{display:flex;flex-wrap:wrap;gap:8px}.tile{width:128px;font-size:11px;color:#444}
 .tile img{width:128px;height:128px;display:block;border:1px solid #ccc}
 .band{margin:6px 0}.band b{display:inline-block;width:130px;vertical-align:top}
-.maps{display:flex;gap:16px;flex-wrap:wrap}.maps figure{margin:0}.muted{color:#666}
+.maps{display:flex;gap:16px;flex-wrap:wrap}.maps figure{margin:0}
+.maps img{width:200px;image-rendering:pixelated;border:1px solid #ccc}.muted{color:#666}
 input{font-size:15px;padding:5px 8px;width:360px}
 """
 
