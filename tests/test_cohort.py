@@ -179,3 +179,24 @@ def test_atlas_in_chromium(cohort, tmp_path):
     assert pixels.std() > 20  # tiles and maps drawn, not a blank page
     again = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas", ok=False)
     assert "exists" in again.stderr and again.stderr.count("\n") == 1
+
+
+def test_a_cohort_stands_for_its_stores_in_the_other_commands(cohort, tmp_path):
+    work = cohort[0]
+    done = pathsae("concepts", work / "C", "-n", "3", "-o", tmp_path / "concepts")
+    assert "over 7 slide(s)" in done.stdout and "importance.csv" in done.stdout  # the manifest's numeric variables
+    refused = {
+        ("correlate", work / "C", "-o", tmp_path / "x.csv"): "no slide of the cohort has a Visium sample",
+        ("correlate", work / "C", "--null", "transpose", "-o", tmp_path / "x.csv"):
+            "drop --visium/--annotations/--null",
+        ("train", work / "C", work / "C" / "stores" / "colon.zarr", "-o", tmp_path / "s"): "give it alone",
+        ("atlas", "--cohort", work / "slides", "--sae", work / "sae", "-o", tmp_path / "a"): "is not a cohort",
+        ("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", tmp_path / "a", "--features", "9999"):
+            "feature 9999 is not in the index",
+        ("embed", work / "slides" / "colon.png", "--manifest", work / "slides" / "cohort.csv", "-o", tmp_path / "c"):
+            "give slides or --manifest, not both",
+    }  # fmt: skip
+    for args, message in refused.items():
+        bad = pathsae(*args, ok=False)
+        assert message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "x.csv").exists()

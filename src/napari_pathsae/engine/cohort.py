@@ -193,7 +193,7 @@ def build_index(
         "tile_side0": [s.tile_side0 for s in stores], "stores": [str(p) for p in cohort.store_paths],
     }  # fmt: skip
     index = builder.finish(meta)
-    names, kinds, stat, p, q, notes = slide_associations(index.slide_means(), cohort.variables, seed)
+    names, kinds, stat, p, q, notes = slide_associations(index.slide_means(), cohort.variables)
     index.variables, index.assoc_kind = np.array(names, dtype=str), np.array(kinds, dtype=str)
     index.assoc_stat, index.assoc_p, index.assoc_q = stat, p, q
     index.meta["seconds"] = round(time.perf_counter() - start, 2)
