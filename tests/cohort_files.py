@@ -39,12 +39,15 @@ def recolour(pixels: np.ndarray, share: float) -> np.ndarray:
     return out
 
 
-def write_cohort_files(folder: Path, shares: list[float] | None = None, pieces=PIECES) -> Path:
+def write_cohort_files(
+    folder: Path, shares: list[float] | None = None, pieces=PIECES, with_section: bool = False
+) -> Path:
     """Slides (PNG, µm/px in the manifest) and a manifest with the planted ``batch_share`` column and a
-    categorical ``site`` column; returns the manifest's path."""
+    categorical ``site`` column; ``with_section`` adds the whole B4 section with its Visium sample (not
+    recoloured). Returns the manifest's path."""
     folder.mkdir(parents=True, exist_ok=True)
     shares = shares if shares is not None else list(np.linspace(0.0, 0.9, len(pieces)))
-    rows = ["slide,slide_mpp,batch_share,site"]
+    rows = ["slide,visium,slide_mpp,batch_share,site"]
     opened: dict[str, Image.Image] = {}
     for (name, source, box, factor, mpp), share in zip(pieces, shares, strict=True):
         if source not in opened:
@@ -61,7 +64,11 @@ def write_cohort_files(folder: Path, shares: list[float] | None = None, pieces=P
         tissue = _tissue(pixels)
         cut = round(share * pixels.shape[1])
         planted = tissue[:, :cut].sum() / max(tissue.sum(), 1)  # the share of the tissue recoloured
-        rows.append(f"{name}.png,{mpp * factor},{planted:.4f},{'north' if name.startswith('her2') else 'south'}")
+        site = "north" if name.startswith("her2") else "south"
+        rows.append(f"{name}.png,,{mpp * factor},{planted:.4f},{site}")
+    if with_section:
+        section = (DATA / "her2st_B4").resolve()
+        rows.append(f"{section / 'B4_HE.jpg'},{section / 'spaceranger_outs'},0.69,0,north")
     manifest = folder / "cohort.csv"
     manifest.write_text("\n".join(rows) + "\n")
     return manifest
@@ -92,5 +99,5 @@ def encoded_cohort_files(work: Path) -> tuple:
     return work, manifest, embed, encode
 
 
-if __name__ == "__main__":  # docs/cohort.md: python tests/cohort_files.py FOLDER
-    print(write_cohort_files(Path(sys.argv[1])))
+if __name__ == "__main__":  # docs/cohort.md: python tests/cohort_files.py FOLDER [--with-section]
+    print(write_cohort_files(Path(sys.argv[1]), with_section="--with-section" in sys.argv))

@@ -65,7 +65,7 @@ def test_feature_pages_open_other_slides_at_their_tiles(make_napari_viewer, qtbo
     assert "no feature f99999" in panel.status.text() and panel.feature == planted
     panel.feature_box.setText("3")
     panel.show_typed()
-    assert panel.feature == 3
+    assert panel.feature == 3 and panel.status.text() == "page of f3"  # the error line is gone
     panel.paint_here()
     assert 3 in state.selected and state.current == 3
     qtbot.waitUntil(lambda: state.painter.settled, timeout=30_000)

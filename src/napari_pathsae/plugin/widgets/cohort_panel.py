@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -47,7 +48,7 @@ def _gallery(tooltip: str) -> QListWidget:
     gallery.setViewMode(QListWidget.ViewMode.IconMode)
     gallery.setIconSize(QSize(THUMB_PX, THUMB_PX))
     gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
-    gallery.setMinimumHeight(THUMB_PX + 44)
+    gallery.setMinimumHeight(2 * (THUMB_PX + 44))
     return gallery
 
 
@@ -56,7 +57,7 @@ def _table(columns: list[str]) -> QTableWidget:
     table.setHorizontalHeaderLabels(columns)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
-    table.setMinimumHeight(120)
+    table.setMinimumHeight(180)
     return table
 
 
@@ -108,15 +109,21 @@ class CohortPanel(Panel, QWidget):
         row.addWidget(self.show_button)
         row.addWidget(self.paint_button)
         layout.addLayout(row)
-        layout.addWidget(self.title)
-        layout.addWidget(QLabel("Top tiles across slides (click to open that slide there)"))
-        layout.addWidget(self.top)
-        layout.addWidget(QLabel("Samples by activation quantile (weakest first)"))
-        layout.addWidget(self.samples)
-        layout.addWidget(QLabel("Density per slide"))
-        layout.addWidget(self.density)
-        layout.addWidget(QLabel("Slide-level associations"))
-        layout.addWidget(self.associations)
+        page = QWidget()  # the feature page scrolls; the fields above it stay
+        page_layout = QVBoxLayout(page)
+        page_layout.addWidget(self.title)
+        page_layout.addWidget(QLabel("Top tiles across slides (click to open that slide there)"))
+        page_layout.addWidget(self.top)
+        page_layout.addWidget(QLabel("Samples by activation quantile (weakest first)"))
+        page_layout.addWidget(self.samples)
+        page_layout.addWidget(QLabel("Density per slide"))
+        page_layout.addWidget(self.density)
+        page_layout.addWidget(QLabel("Slide-level associations"))
+        page_layout.addWidget(self.associations)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(page)
+        layout.addWidget(scroll, stretch=1)
         self.cohort = None
         self.index = None
         self.sae_dir: Path | None = None
@@ -182,6 +189,7 @@ class CohortPanel(Panel, QWidget):
             self.fail(exc)
             return
         self.show_page(feature)
+        self.say(f"page of {feature_name(feature)}" + (f" ({self.labels[feature]})" if feature in self.labels else ""))
 
     def _find(self, text: str) -> int:
         if text.lower().removeprefix("f").isdigit():
