@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import save  # noqa: E402
+from measure import save
 
 
 def main() -> None:
