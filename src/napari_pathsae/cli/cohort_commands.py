@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import PathsaeError
+from .progress import throttled_printer
 
 
 def embed_manifest(args: argparse.Namespace, options, request) -> None:
@@ -22,20 +23,9 @@ def embed_manifest(args: argparse.Namespace, options, request) -> None:
         raise PathsaeError("--visium belongs to one slide; in a manifest, give each slide's in its 'visium' column")
     manifest = read_manifest(args.manifest)
     interactive = sys.stderr.isatty()
-    last = [0.0]
-
-    def progress(event) -> None:
-        import time
-
-        final = event.tiles_done == event.tiles
-        if not final and time.monotonic() - last[0] < (0.5 if interactive else 10):
-            return
-        last[0] = time.monotonic()
-        line = (
-            f"cohort: {event.slides_done}/{event.slides} slides, {event.tiles_done:,}/{event.tiles:,} tiles, "
-            f"{event.tiles_per_s:.1f} tiles/s, ETA {event.eta_s:.0f} s"
-        )
-        print(("\r" + line) if interactive else line, end="\n" if final or not interactive else "", file=sys.stderr)
+    progress = throttled_printer(lambda event: (
+        f"cohort: {event.slides_done}/{event.slides} slides, {event.tiles_done:,}/{event.tiles:,} tiles, "
+        f"{event.tiles_per_s:.1f} tiles/s, ETA {event.eta_s:.0f} s", event.tiles_done == event.tiles))  # fmt: skip
 
     def slide_done(summary: dict) -> None:
         if summary.get("skipped"):

@@ -15,24 +15,11 @@ from .parser import build_parser
 
 
 def _progress_printer(label: str):
-    interactive = sys.stderr.isatty()
-    last = [0.0]
+    from .progress import throttled_printer
 
-    def show(event) -> None:
-        import time
-
-        now = time.monotonic()
-        final = event.done == event.total
-        if not final and now - last[0] < (0.5 if interactive else 10):
-            return
-        last[0] = now
-        line = (
-            f"{label} {event.slide}: {event.done}/{event.total} tiles, {event.tiles_per_s:.1f} tiles/s, "
-            f"ETA {event.eta_s:.0f} s"
-        )
-        print(("\r" + line) if interactive else line, end="\n" if final or not interactive else "", file=sys.stderr)
-
-    return show
+    return throttled_printer(lambda event: (
+        f"{label} {event.slide}: {event.done}/{event.total} tiles, {event.tiles_per_s:.1f} tiles/s, "
+        f"ETA {event.eta_s:.0f} s", event.done == event.total))  # fmt: skip
 
 
 def _embed(args: argparse.Namespace) -> None:
