@@ -108,5 +108,6 @@ def test_cohort_scale_smoke(tmp_path):
 
 def test_cohort_embed_smoke(tmp_path):
     result = smoke("cohort_embed.py", tmp_path)
-    one, two = result["1_workers"], result["2_workers"]
-    assert one["tiles"] == two["tiles"] > 0 and result["speedup_2_over_1"] > 0
+    half, every, two = result["1_worker_half"], result["1_worker_all"], result["2_workers"]
+    assert half["tiles"] == every["tiles"] == two["tiles"] > 0 and two["workers"] == 2
+    assert half["cores"] <= every["cores"] and result["speedup_2_over_1"] > 0 and result["speedup_2_over_1_all"] > 0

@@ -16,11 +16,13 @@ from napari_pathsae.plugin.viewport_worker import camera_of
 
 def test_feature_pages_open_other_slides_at_their_tiles(make_napari_viewer, qtbot, encoded_cohort, tmp_path):
     from napari_pathsae.plugin.widgets.cohort_panel import CohortPanel
+    from napari_pathsae.plugin.widgets.model_panel import ModelPanel
 
     work = encoded_cohort[0]
     viewer = make_napari_viewer(show=True)
-    panel = CohortPanel(viewer)
+    panel, model = CohortPanel(viewer), ModelPanel(viewer)
     viewer.window.add_dock_widget(panel)
+    viewer.window.add_dock_widget(model, area="left")
     state = state_for(viewer)
     panel.load(work / "C", work / "sae")
     qtbot.waitUntil(lambda: panel.index is not None, timeout=60_000)
@@ -49,6 +51,8 @@ def test_feature_pages_open_other_slides_at_their_tiles(make_napari_viewer, qtbo
     slides = [layer for layer in viewer.layers if layer_kind(layer) == LayerKind.SLIDE]
     assert len(slides) == 1 and slides[0].metadata["pathsae"]["path"].endswith(f"{slide}.png")  # layers swapped
     assert state.selected == [planted, 0] and state.current == planted  # selection kept
+    assert model.store.value == session.store.path and model.sae_dir.value == work / "sae"  # Model panel follows
+    assert model.slide_layer.value == slides[0].name and f"store: {session.store.path}" == model.status.value
     box = session.placement.tile_box_world(session.grid_index[[tile]])[0]
     centre = np.asarray(camera_of(viewer).center)[-2:]
     np.testing.assert_allclose(centre, [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], rtol=1e-6)

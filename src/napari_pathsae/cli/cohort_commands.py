@@ -24,8 +24,8 @@ def embed_manifest(args: argparse.Namespace, options, request) -> None:
     manifest = read_manifest(args.manifest)
     interactive = sys.stderr.isatty()
     progress = throttled_printer(lambda event: (
-        f"cohort: {event.slides_done}/{event.slides} slides, {event.tiles_done:,}/{event.tiles:,} tiles, "
-        f"{event.tiles_per_s:.1f} tiles/s, ETA {event.eta_s:.0f} s", event.tiles_done == event.tiles))  # fmt: skip
+        f"cohort: {event.slides_done}/{event.slides} slides, {event.done:,}/{event.total:,} tiles, "
+        f"{event.tiles_per_s:.1f} tiles/s, ETA {event.eta_s:.0f} s", event.done == event.total))  # fmt: skip
 
     def slide_done(summary: dict) -> None:
         if summary.get("skipped"):

@@ -216,9 +216,7 @@ class TileStore:
         identity = json.loads(json.dumps(identity))  # as it will read back
         if path.exists():
             store = cls.open(path, mode="r+")
-            if store.identity != identity:
-                changed = sorted(k for k in identity if store.identity.get(k) != identity[k])
-                raise PathsaeError(f"{path} was made with a different {', '.join(changed)}; choose another output")
+            store.refuse_other_identity(identity, "choose another output", every_key=True)
             return store
         # built beside its final path and renamed into place: a failed creation leaves nothing
         building = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.creating")
@@ -236,6 +234,15 @@ class TileStore:
     @property
     def identity(self) -> dict:
         return dict(self.root.attrs["identity"])
+
+    def refuse_other_identity(self, identity: dict, remedy: str, every_key: bool = False) -> None:
+        """Raise, naming what differs, unless this store records ``identity``'s keys (``every_key``: and no others)
+        with the same values (compared as JSON reads them back)."""
+        wanted, mine = json.loads(json.dumps(identity)), self.identity
+        keys = set(wanted) | set(mine) if every_key else set(wanted)
+        changed = sorted(k for k in keys if mine.get(k) != wanted.get(k))
+        if changed:
+            raise PathsaeError(f"{self.path} was made with a different {', '.join(changed)}; {remedy}")
 
     @property
     def provenance(self) -> dict:

@@ -3,7 +3,6 @@ dask.distributed), encoded by an SAE, and its feature index built in one streami
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from ..data.identity import visium_fingerprint
 from ..data.store import TileStore
 from ..errors import PathsaeError
 from ..io.manifest import CohortSlide, Manifest
+from .progress import Progress
 
 if TYPE_CHECKING:  # embedding and encoding load torch; building or reading an index does not
     from .embed import EmbedOptions
@@ -29,19 +29,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CohortProgress:
-    """Across the whole cohort: slides and tiles done (read from the stores' done flags)."""
+class CohortProgress(Progress):
+    """Across the whole cohort (``slide`` is the cohort folder's name): tiles done read from the stores'
+    done flags, and whole slides done."""
 
-    slides_done: int
-    slides: int
-    tiles_done: int
-    tiles: int
-    elapsed_s: float
-    tiles_per_s: float
-
-    @property
-    def eta_s(self) -> float:
-        return (self.tiles - self.tiles_done) / self.tiles_per_s if self.tiles_per_s > 0 else float("nan")
+    slides_done: int = 0
+    slides: int = 0
 
 
 def slide_options(entry: CohortSlide, base: EmbedOptions) -> tuple[EmbedOptions, list[str]]:
@@ -111,9 +104,8 @@ def embed_cohort(
         done = sum(_tiles_done(cohort.store_path(p[0].name)) for p in plans)
         elapsed = time.perf_counter() - start
         slides_done = len(plans) - len(pending) + len(finished)
-        on_progress(
-            CohortProgress(slides_done, len(plans), done, total, elapsed, (done - at_start) / max(elapsed, 1e-9))
-        )
+        rate = (done - at_start) / max(elapsed, 1e-9)
+        on_progress(CohortProgress(cohort.folder.name, done, total, elapsed, rate, slides_done, len(plans)))
 
     def slide_done(summary: dict) -> None:
         finished.append(summary)
@@ -133,10 +125,7 @@ def _finished(store: Path, expected: dict) -> bool:
     if not store.exists():
         return False
     opened = TileStore.open(store)
-    recorded = json.loads(json.dumps(opened.identity))
-    changed = sorted(k for k, v in json.loads(json.dumps(expected)).items() if recorded.get(k) != v)
-    if changed:
-        raise PathsaeError(f"{store} was made with a different {', '.join(changed)}; embed into a new cohort folder")
+    opened.refuse_other_identity(expected, "embed into a new cohort folder")
     return opened.complete
 
 

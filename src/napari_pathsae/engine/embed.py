@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,26 +17,10 @@ from ..errors import PathsaeError
 from ..io.slides import Slide, open_slide
 from ..models.encoders import Encoder
 from ..names import layer_embedding
+from .cores import usable_cores
+from .progress import Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress event: the CLI prints it, the napari widgets show it."""
-
-    slide: str
-    done: int
-    total: int
-    elapsed_s: float
-    tiles_per_s: float
-
-    @property
-    def eta_s(self) -> float:
-        return (self.total - self.done) / self.tiles_per_s if self.tiles_per_s > 0 else float("nan")
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +41,7 @@ def reader_threads(options: EmbedOptions, device: torch.device) -> int:
     """One reader on CPU (more would take cores from the model); on a GPU, decoding is the bottleneck."""
     if options.readers is not None:
         return max(1, options.readers)
-    return 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
+    return 1 if device.type == "cpu" else max(1, min(8, usable_cores() - 1))
 
 
 def output_widths(encoder: Encoder, options: EmbedOptions) -> dict[str, tuple[int, ...]]:

@@ -6,12 +6,12 @@ takes one GPU (by worker index); on CPU the cores are split between workers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..models.encoders import load_encoder
+from .cores import usable_cores
 from .embed import EmbedOptions, embed_slide
 
 _ENCODERS: dict[tuple, object] = {}  # per worker process
@@ -66,7 +66,7 @@ def embed_many(
     from distributed import Client, LocalCluster, wait
 
     gpus = torch.cuda.device_count() if request.device in ("auto", "cuda") else 0
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     n_workers = workers or max(1, gpus or min(len(slides), 2))
     threads = max(1, cores // n_workers)
     cluster = None

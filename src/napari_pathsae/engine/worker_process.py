@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import PathsaeError
+from .cores import usable_cores
 
 if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a panel opens
     from .embed import EmbedOptions
@@ -208,8 +209,7 @@ def leave_a_core_free() -> None:
     """CPU inference uses every core but one: napari keeps one to draw with (torch threads are process-wide)."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cores() - 1)))
 
 
 def _exit_with_parent(stopping: threading.Event) -> None:

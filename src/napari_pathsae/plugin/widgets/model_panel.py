@@ -155,6 +155,7 @@ class ModelPanel(Panel, Container):
         self.cancel_train_button.changed.connect(self.cancel_training)
         self.save_button.changed.connect(self.save_exploration)
         self.state.tiles_computed.connect(self._tiles_computed)
+        self.state.session_changed.connect(self._session_changed)
         self.state.whole_slide_progress.connect(self._slide_progressed)
         self.state.worker_stopped.connect(self._worker_stopped)
         self.restart_button.changed.connect(self.restart_worker)
@@ -238,19 +239,27 @@ class ModelPanel(Panel, Container):
 
     def _loaded(self, session: ExplorerSession) -> None:
         self.load_button.enabled = True
-        if session.encoder is None:  # imported features: the fields say what the store is, not what was typed
-            self.store.value = session.store.path
-            self.imported.value = None
-            tile_um = float(session.store.provenance["geometry"]["tile_um"])
-            self.tile_um.value = min(max(tile_um, self.tile_um.min), self.tile_um.max)
-            self.encoder.value = session.store.provenance["encoder"]["spec"]
-        self.state.set_session(session)
-        self.model_info.value = describe(session)
-        self.status.value = f"store: {session.store.path}"
-        self._update_train_button()
+        self.state.set_session(session)  # the fields follow (_session_changed)
         if session.n_features:
             self._restore_exploration()
         self._follow_changed(self.follow_view.value)  # embeddings are worth computing before an SAE exists
+
+    def _session_changed(self) -> None:
+        """The fields say what the session is (loaded here, imported, or a slide opened by the Cohort panel),
+        so that Load or Train act on the slide on screen, not on what was typed before."""
+        session = self.state.session
+        if session is None:
+            return
+        provenance = session.store.provenance
+        self.store.value = session.store.path
+        self.imported.value = None
+        self.sae_dir.value = session.sae_dir
+        tile_um = float(provenance["geometry"]["tile_um"])
+        self.tile_um.value = min(max(tile_um, self.tile_um.min), self.tile_um.max)
+        self.encoder.value = provenance["encoder"]["spec"]
+        self.model_info.value = describe(session)
+        self.status.value = f"store: {session.store.path}"
+        self._update_train_button()
 
     def _restore_exploration(self) -> None:
         try:
