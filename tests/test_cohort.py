@@ -15,7 +15,7 @@ from cohort_files import GEOMETRY, pathsae
 from napari_pathsae.analysis.feature_index import FeatureIndexBuilder
 from napari_pathsae.analysis.slide_association import slide_associations
 from napari_pathsae.data.cohort import open_cohort
-from napari_pathsae.data.feature_index import load_index
+from napari_pathsae.data.feature_index import FeatureIndex, load_index
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.errors import PathsaeError
 from napari_pathsae.io.manifest import read_manifest
@@ -100,8 +100,9 @@ def test_planted_slide_target_is_found_and_vanishes_when_shuffled(cohort):
     opened = open_cohort(work / "C")
     index = load_index(opened.index_path("sae"))
     row = list(index.variables).index("batch_share")
-    best = int(np.argmin(index.assoc_q[row]))
+    best = index.strongest("batch_share")[0]
     assert index.assoc_q[row, best] <= 0.05 and index.assoc_stat[row, best] > 0.9
+    assert f"batch_share: strongest f{best} (rho " in cohort[3].stdout  # the encode command names it
     shares = opened.variables["batch_share"]
     top_slides = {s for s, _, _, _ in index.top(best)}
     assert shares[list(top_slides)].min() >= shares.median()  # its top tiles come from the greenest slides
@@ -112,6 +113,19 @@ def test_planted_slide_target_is_found_and_vanishes_when_shuffled(cohort):
             continue
         _, _, _, _, q, _ = slide_associations(index.slide_means(), shuffled)
         assert q.min() > 0.05
+
+
+def test_strongest_breaks_ties_in_q_by_the_statistic():
+    """Few slides give equal q to many features: the strongest is the one with the largest |rho| among them."""
+    index = FeatureIndex.__new__(FeatureIndex)
+    index.variables, index.assoc_kind = np.array(["dose", "site"]), np.array(["spearman", "kruskal"])
+    index.assoc_q = np.array([[0.01, 0.01, 0.01, 0.5], [0.2, 0.2, 0.2, 0.2]])
+    index.assoc_stat = np.array([[0.8, -0.97, 0.9, 0.1], [3.0, 4.0, 5.0, 6.0]])
+    assert index.strongest() == (1, "dose", -0.97, 0.01) and index.strongest("site")[0] == 3
+    with pytest.raises(PathsaeError, match="no slide-level variable 'age'"):
+        index.strongest("age")
+    index.assoc_q = np.full((2, 4), np.nan)
+    assert index.strongest() is None
 
 
 def test_slide_is_the_unit_of_the_test():
@@ -147,8 +161,7 @@ def test_atlas_in_chromium(cohort, tmp_path):
     done = pathsae("atlas", "--cohort", work / "C", "--sae", work / "sae", "-o", work / "atlas")
     assert "atlas of" in done.stdout and (work / "atlas" / "index.html").is_file()
     index = load_index(open_cohort(work / "C").index_path("sae"))
-    row = list(index.variables).index("batch_share")
-    best = int(np.argmin(index.assoc_q[row]))
+    best = index.strongest("batch_share")[0]
 
     def dom(url: str) -> str:
         return subprocess.run(

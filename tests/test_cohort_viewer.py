@@ -27,8 +27,7 @@ def test_feature_pages_open_other_slides_at_their_tiles(make_napari_viewer, qtbo
     panel.load(work / "C", work / "sae")
     qtbot.waitUntil(lambda: panel.index is not None, timeout=60_000)
     index = load_index(work / "C" / "index" / "sae.npz")
-    row = list(index.variables).index("batch_share")
-    planted = int(np.nanargmin(index.assoc_q[row]))
+    planted = index.strongest("batch_share")[0]
     assert panel.feature == planted and f"f{planted}" in panel.status.text() and "batch_share" in panel.status.text()
     assert panel.slides.count() == 7 and "batch_share" in panel.slides.item(0).text()
     assert panel.top.count() == min(12, (index.top_slide[planted] >= 0).sum())

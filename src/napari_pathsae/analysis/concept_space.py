@@ -9,6 +9,7 @@ distances d: above 1, b gathers around a at that scale.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 
 from ..data.store import TileStore
 from ..errors import PathsaeError
-from .squidpy_quiet import quiet_graph_log, squidpy
+from .squidpy_quiet import radius_graph, squidpy
 
 #: The tile graph joins tiles whose centres are closer than this many tile sides: the 8-neighbourhood
 #: (diagonals at 1.41 sides), with room for the up-to-1-px rounding of the stored corners.
@@ -73,8 +74,7 @@ def concept_neighbourhood(
     name = store_name or store.path.name.removesuffix(".zarr")
     adata = tile_graph_adata(store, labels)
     side_um = store.tile_side0 * store.slide_mpp
-    with quiet_graph_log():
-        sq.gr.spatial_neighbors(adata, coord_type="generic", radius=NEIGHBOUR_RADIUS_SIDES * side_um)
+    radius_graph(adata, NEIGHBOUR_RADIUS_SIDES * side_um)
     with np.errstate(divide="ignore", invalid="ignore"):  # a pair no shuffle can change (z NaN): left NaN
         sq.gr.nhood_enrichment(adata, "concept", n_perms=n_perms, seed=seed, n_jobs=1, show_progress_bar=False)
     enrichment = adata.uns["concept_nhood_enrichment"]
@@ -88,7 +88,9 @@ def concept_neighbourhood(
     concepts = sample.obs["concept"].cat.categories.to_numpy()
     # squidpy counts pairs within interval[1:] (interval[0] is only the start of the axis)
     interval = np.array([0.0, *CO_OCCURRENCE_SIDES]) * side_um
-    sq.gr.co_occurrence(sample, "concept", interval=interval, n_jobs=1, show_progress_bar=False)
+    with warnings.catch_warnings():  # squidpy 1.8 warns that the bar option has no effect; older ones draw a bar
+        warnings.filterwarnings("ignore", message=".*deprecated and has no effect", category=FutureWarning)
+        sq.gr.co_occurrence(sample, "concept", interval=interval, n_jobs=1, show_progress_bar=False)
     occurrence = sample.uns["concept_co_occurrence"]
     occ, thresholds = np.asarray(occurrence["occ"]), np.asarray(occurrence["interval"])[1:]
 

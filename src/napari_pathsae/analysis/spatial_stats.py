@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
-from .squidpy_quiet import quiet_graph_log, squidpy
+from .squidpy_quiet import radius_graph, squidpy
 
 #: Distance classes of the correlogram (the first holds the immediate neighbours).
 N_CLASSES = 10
@@ -64,12 +64,10 @@ def distance_classes(coords_um: np.ndarray, n_classes: int = N_CLASSES, seed: in
     reach = max(float(np.ptp(points, axis=0).max()) / 2, 1.5 * spacing * 1.01)
     edges = np.concatenate([[0.0], np.linspace(1.5 * spacing, reach, n_classes)])
     adata = ad.AnnData(np.zeros((len(points), 1), np.float32), obsm={"spatial": points})
-    sq = squidpy()
     graphs = []
     for k, (lo, hi) in enumerate(pairwise(edges)):
         key = f"class{k}"
-        with quiet_graph_log():
-            sq.gr.spatial_neighbors(adata, coord_type="generic", radius=(lo + 1e-9, hi), key_added=key)
+        radius_graph(adata, (lo + 1e-9, hi), key_added=key)
         graph = sp.csr_matrix(adata.obsp[f"{key}_connectivities"])
         graph.data[:] = 1.0
         graph.setdiag(0)

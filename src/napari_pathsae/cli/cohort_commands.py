@@ -62,8 +62,15 @@ def encode_cohort_command(args: argparse.Namespace) -> None:
     tested = f", {len(index.variables)} slide-level variable(s) tested" if len(index.variables) else ""
     print(
         f"{cohort.index_path(name)}: index of {index.n_features} features over {int(index.n_tiles.sum()):,} tiles "
-        f"of {len(cohort.names)} slides in {index.meta['seconds']:.1f} s{tested}"
+        f"of {len(cohort.names)} slides in {index.meta['seconds']:.2f} s{tested}"
     )
+    for variable, kind in zip(index.variables, index.assoc_kind, strict=True):
+        best = index.strongest(str(variable))
+        if best is not None:
+            statistic = "rho" if kind == "spearman" else "H"
+            print(
+                f"  {variable}: strongest f{best[0]} ({statistic} {best[2]:.3f}, q {best[3]:.3g}, slides as the unit)"
+            )
 
 
 def atlas(args: argparse.Namespace) -> None:

@@ -95,6 +95,21 @@ class FeatureIndex:
             for i, (v, k) in enumerate(zip(self.variables, self.assoc_kind, strict=False))
         ]  # fmt: skip
 
+    def strongest(self, variable: str | None = None) -> tuple[int, str, float, float] | None:
+        """(feature, variable, statistic, q) of the strongest slide-level association, of ``variable`` or of any:
+        the lowest q, ties (common with few slides) broken by the largest |statistic|; None if nothing was tested."""
+        rows = [i for i, v in enumerate(self.variables) if variable is None or v == variable]
+        if variable is not None and not rows:
+            raise PathsaeError(f"the index tested no slide-level variable {variable!r}")
+        q = self.assoc_q[rows] if rows else np.zeros((0, 0))
+        if not np.isfinite(q).any():
+            return None
+        strength = np.nan_to_num(np.abs(self.assoc_stat[rows]), nan=-1.0)
+        order = np.lexsort((-strength.ravel(), np.where(np.isfinite(q), q, np.inf).ravel()))
+        row, feature = np.unravel_index(order[0], q.shape)
+        i = rows[row]
+        return int(feature), str(self.variables[i]), float(self.assoc_stat[i, feature]), float(q[row, feature])
+
 
 def save_index(index: FeatureIndex, path: str | Path, overwrite: bool = True) -> Path:
     """Written whole (temporary file renamed), uncompressed so that it opens in milliseconds."""

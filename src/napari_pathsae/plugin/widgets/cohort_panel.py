@@ -163,20 +163,13 @@ class CohortPanel(Panel, QWidget):
             item = QListWidgetItem(f"{name}: {int(self.index.n_tiles[s]):,} tiles" + (f"; {values}" if values else ""))
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.slides.addItem(item)
-        best = self._best_associated()
+        best = self.index.strongest()
         self.say(
             f"{len(self.cohort.names)} slides, {int(self.index.n_tiles.sum()):,} tiles, "
             f"{self.index.n_features} features"
-            + (f"; most associated with {best[1]}: {feature_name(best[0])} (q {best[2]:.3g})" if best else "")
+            + (f"; most associated with {best[1]}: {feature_name(best[0])} (q {best[3]:.3g})" if best else "")
         )
         self.show_page(best[0] if best else int(np.argmax(self.index.overall_density())))
-
-    def _best_associated(self) -> tuple[int, str, float] | None:
-        q = self.index.assoc_q
-        if not q.size or not np.isfinite(q).any():
-            return None
-        row, feature = np.unravel_index(np.nanargmin(q), q.shape)
-        return int(feature), str(self.index.variables[row]), float(q[row, feature])
 
     # --- the page ------------------------------------------------------------------------------
     def show_typed(self) -> None:

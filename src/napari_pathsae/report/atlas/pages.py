@@ -36,14 +36,15 @@ def _page(title: str, body: str) -> str:
 
 def feature_row(index: FeatureIndex, feature: int, label: str, stability: float | None, genes: list[str]) -> dict:
     """What the index page lists of one feature (also what its search looks through)."""
-    best = {"variable": "", "q": None}
+    best = {"variable": "", "q": None, "stat": None}
     if len(index.variables):
         i = int(np.nanargmin(index.assoc_q[:, feature])) if np.isfinite(index.assoc_q[:, feature]).any() else 0
-        best = {"variable": str(index.variables[i]), "q": _round(index.assoc_q[i, feature])}
+        best = {"variable": str(index.variables[i]), "q": _round(index.assoc_q[i, feature]),
+                "stat": _round(index.assoc_stat[i, feature])}  # fmt: skip
     return {
         "f": feature, "label": label, "density": _round(index.overall_density()[feature]),
         "max": _round(index.top_value[feature, 0]), "stability": _round(stability), "assoc": best["variable"],
-        "q": best["q"], "genes": genes[:5],
+        "stat": best["stat"], "q": best["q"], "genes": genes[:5],
     }  # fmt: skip
 
 
@@ -57,10 +58,11 @@ const body=document.querySelector('#features tbody'),box=document.getElementById
 function show(){const q=box.value.trim().toLowerCase().replace(/^f(?=\\d+$)/,'');
  const hit=r=>!q||String(r.f)===q||r.label.toLowerCase().includes(q)||r.genes.some(g=>g.toLowerCase()===q);
  const val=r=>r[key]===null?(asc?Infinity:-Infinity):r[key];
- const list=rows.filter(hit).sort((a,b)=>(val(a)>val(b)?1:val(a)<val(b)?-1:0)*(asc?1:-1));
+ const tie=(a,b)=>key==='q'?Math.abs(b.stat??0)-Math.abs(a.stat??0):0;  // equal q: the stronger first
+ const list=rows.filter(hit).sort((a,b)=>(val(a)>val(b)?1:val(a)<val(b)?-1:tie(a,b))*(asc?1:-1));
  body.innerHTML=list.map(r=>`<tr><td><a href="features/f${r.f}.html">f${r.f}</a></td><td>${esc(r.label)}</td>`+
   `<td>${fmt(r.density)}</td><td>${fmt(r.max)}</td><td>${fmt(r.stability)}</td><td>${esc(r.assoc)}</td>`+
-  `<td>${fmt(r.q)}</td><td>${r.genes.map(esc).join(', ')}</td></tr>`).join('');
+  `<td>${fmt(r.stat)}</td><td>${fmt(r.q)}</td><td>${r.genes.map(esc).join(', ')}</td></tr>`).join('');
  document.getElementById('count').textContent=list.length+' of '+rows.length+' features';}
 function esc(s){return String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));}
 function fmt(v){return v===null?'–':v;}
@@ -73,7 +75,8 @@ const s=location.hash.match(/sort=(\\w+)/);if(s){key=s[1];asc=key==='f'||key==='
 
 def index_page(rows: list[dict], title: str, subtitle: str) -> str:
     heads = [("f", "feature"), ("label", "label"), ("density", "density"), ("max", "max"),
-             ("stability", "stability"), ("assoc", "slide variable"), ("q", "q"), ("genes", "genes")]  # fmt: skip
+             ("stability", "stability"), ("assoc", "slide variable"),
+             ("stat", "rho / H"), ("q", "q"), ("genes", "genes")]  # fmt: skip
     header = "".join(f'<th data-key="{k}">{escape(t)}</th>' for k, t in heads)
     data = json.dumps(rows).replace("</", "<\\/")
     body = (
