@@ -17,6 +17,7 @@ from napari_pathsae.analysis.slide_association import slide_associations
 from napari_pathsae.data.cohort import open_cohort
 from napari_pathsae.data.feature_index import FeatureIndex, load_index
 from napari_pathsae.data.store import TileStore
+from napari_pathsae.engine.cohort import cohort_index
 from napari_pathsae.errors import PathsaeError
 from napari_pathsae.io.manifest import read_manifest
 
@@ -34,7 +35,8 @@ def test_manifest_rows_are_checked_in_one_line(tmp_path):
         "slide,dx\nmissing.png,1\n": "line 2: no such slide",
         "slide,slide_mpp\na.png,-1\n": "line 2: slide_mpp -1 must be",
         "slide,slide_mpp\na.png,abc\n": "not a number",
-        "slide\na.png\na.png\n": "share the name 'a'",
+        "slide\na.png\na.png\n": "m.csv lines 2 and 3 share the name 'a'; add a 'name' column",
+        "slide,name\na.png,x\na.png,x\n": "lines 2 and 3 share the name 'x'; give each its own name in the 'name'",
         "slide\n": "lists no slides",
     }
     for text, message in cases.items():
@@ -49,6 +51,12 @@ def test_manifest_rows_are_checked_in_one_line(tmp_path):
     assert manifest.variables.loc["a", "dx"] == "tumour" and manifest.variables["grade"].dtype.kind in "if"
     bad = pathsae("embed", "--manifest", tmp_path / "nothing.csv", "-o", tmp_path / "C", ok=False)
     assert bad.stderr.strip() == f"pathsae: error: no such manifest: {tmp_path / 'nothing.csv'}"
+    (tmp_path / "m.csv").write_text("slide,slide_mpp\na.png,\n")  # a PNG says no µm/px: the row and column named
+    unknown = pathsae("embed", "--manifest", tmp_path / "m.csv", "-o", tmp_path / "C", ok=False)
+    assert unknown.stderr.strip() == (
+        "pathsae: error: m.csv line 2: a.png: resolution unknown; give its µm/px in the slide_mpp column"
+    )
+    assert not (tmp_path / "C").exists()
 
 
 def test_embed_makes_one_store_per_slide_and_resumes(cohort):
@@ -113,6 +121,37 @@ def test_planted_slide_target_is_found_and_vanishes_when_shuffled(cohort):
             continue
         _, _, _, _, q, _ = slide_associations(index.slide_means(), shuffled)
         assert q.min() > 0.05
+
+
+def test_the_index_answers_the_cohort_as_it_is_now(cohort, tmp_path):
+    """A manifest re-run with other values re-tests them (said); other slides or a missing SAE are refused."""
+    work, manifest = cohort[0], cohort[1]
+    folder = tmp_path / "C"
+    shutil.copytree(work / "C", folder)
+    fresh = load_index(open_cohort(folder).index_path("sae"))
+    best, _, rho, _ = fresh.strongest("batch_share")
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table["slide"] = [str(manifest.parent / s) for s in table["slide"]]
+    table["batch_share"] = table["batch_share"].to_numpy()[::-1]  # planted in slide order: ranks reversed
+    table.to_csv(tmp_path / "reversed.csv", index=False)
+    again = pathsae("embed", "--manifest", tmp_path / "reversed.csv", "-o", folder, *GEOMETRY)
+    assert "slide-level variables updated from reversed.csv" in again.stderr
+    index, notes = cohort_index(open_cohort(folder), work / "sae")
+    assert notes[0].startswith("the slide-level variables changed") and index.strongest("batch_share")[0] == best
+    row = list(index.variables).index("batch_share")
+    assert index.assoc_stat[row, best] == pytest.approx(-rho)  # the new values, not the stale ones
+    (tmp_path / "genes.csv").write_text("feature,gene,r,q\nf0,ERBB2,0.5,0.01\n")
+    atlas = pathsae("atlas", "--cohort", folder, "--sae", work / "sae", "-o", tmp_path / "atlas",
+                    "--genes-table", tmp_path / "genes.csv", "--features", "0", "1")  # fmt: skip
+    assert "associations re-tested" in atlas.stderr
+    assert "ERBB2" in (tmp_path / "atlas" / "features" / "f0.html").read_text()
+    assert "the gene table has no row for f1" in (tmp_path / "atlas" / "features" / "f1.html").read_text()
+    missing = pathsae("atlas", "--cohort", folder, "--sae", tmp_path / "nosuch", "-o", tmp_path / "a2", ok=False)
+    assert missing.stderr.count("\n") == 1 and "nosuch: not an SAE folder" in missing.stderr
+    table.iloc[:-1].to_csv(tmp_path / "fewer.csv", index=False)
+    pathsae("embed", "--manifest", tmp_path / "fewer.csv", "-o", folder, *GEOMETRY)
+    other = pathsae("atlas", "--cohort", folder, "--sae", work / "sae", "-o", tmp_path / "a3", ok=False)
+    assert "built on other slides than C now lists" in other.stderr and not (tmp_path / "a3").exists()
 
 
 def test_strongest_breaks_ties_in_q_by_the_statistic():

@@ -34,6 +34,10 @@ def test_feature_pages_open_other_slides_at_their_tiles(make_napari_viewer, qtbo
     assert panel.associations.rowCount() == 2 and panel.associations.item(0, 0).text() == "batch_share"
     assert panel.page_seconds < 1.0  # recorded; the benchmark measures it on 1M tiles
     qtbot.waitUntil(lambda: not panel.top.item(0).icon().isNull(), timeout=30_000)  # real tiles arrive
+    panel.setFixedWidth(360)  # a narrow dock: the page wraps to it, nothing is cut off at the right
+    qtbot.waitUntil(lambda: panel.page_scroll.viewport().width() < 360, timeout=5_000)
+    assert panel.page_scroll.widget().width() <= panel.page_scroll.viewport().width()
+    panel.setMinimumWidth(0), panel.setMaximumWidth(16_777_215)
 
     first_slide = index.top(planted)[0][0]
     panel.open_slide(first_slide)  # a double-click in the slide list

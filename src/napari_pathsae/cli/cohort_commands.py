@@ -76,12 +76,13 @@ def encode_cohort_command(args: argparse.Namespace) -> None:
 def atlas(args: argparse.Namespace) -> None:
     """`pathsae atlas --cohort C --sae SAE -o ATLAS`: the static site."""
     from ..data.cohort import open_cohort
-    from ..data.feature_index import load_index
+    from ..engine.cohort import cohort_index
     from ..report.atlas import write_atlas
 
     cohort = open_cohort(args.cohort)
-    name = args.name or args.sae.name
-    index = load_index(cohort.index_path(name))
+    index, notes = cohort_index(cohort, args.sae, args.name)
+    for text in notes:
+        print(f"pathsae: note: {text}", file=sys.stderr)
     summary = write_atlas(cohort, index, args.sae, args.output, args.overwrite, args.features, args.genes_table)
     print(
         f"{args.output}: atlas of {summary['features']} features ({summary['tiles']} tile images, "

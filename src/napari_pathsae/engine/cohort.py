@@ -3,9 +3,11 @@ dask.distributed), encoded by an SAE, and its feature index built in one streami
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +16,11 @@ import numpy as np
 
 from ..analysis.feature_index import FeatureIndexBuilder
 from ..analysis.slide_association import slide_associations
-from ..data.cohort import Cohort, write_cohort
+from ..data.cohort import Cohort, is_cohort, open_cohort, write_cohort
 from ..data.feature_index import FeatureIndex, save_index
 from ..data.identity import visium_fingerprint
 from ..data.store import TileStore
-from ..errors import PathsaeError
+from ..errors import Cancelled, PathsaeError
 from ..io.manifest import CohortSlide, Manifest
 from .progress import Progress
 
@@ -38,23 +40,39 @@ class CohortProgress(Progress):
 
 
 def slide_options(entry: CohortSlide, base: EmbedOptions) -> tuple[EmbedOptions, list[str]]:
-    """One slide's embedding options: its own µm/px, and its Visium sample (opened, so checked, and recorded)."""
-    options = replace(base, slide_mpp=entry.slide_mpp or base.slide_mpp)
-    if entry.visium is None:
-        return replace(options, visium=None, visium_fingerprint=None), []
-    from ..io.visium import open_visium
+    """One slide's embedding options: its own µm/px (the manifest's, the file's or its Visium sample's), and its
+    Visium sample (opened, so checked, and recorded)."""
+    from ..io.slides import open_slide
 
-    sample = open_visium(entry.visium, fullres_image=entry.slide, mpp=options.slide_mpp)
-    notes = [f"{entry.name}: {note}" for note in sample.notes]
-    if options.slide_mpp is None and sample.frame.mpp:
-        from ..io.slides import open_slide
+    options = replace(base, slide_mpp=entry.slide_mpp or base.slide_mpp, visium=None, visium_fingerprint=None)
+    sample, notes = None, []
+    if entry.visium is not None:
+        from ..io.visium import open_visium
 
+        sample = open_visium(entry.visium, fullres_image=entry.slide, mpp=options.slide_mpp)
+        notes = [f"{entry.name}: {note}" for note in sample.notes]
+        options = replace(options, visium=str(entry.visium.resolve()), visium_fingerprint=visium_fingerprint(sample))
+    if options.slide_mpp is None:
         opened = open_slide(entry.slide, backend=options.slide_backend)
         opened.close()
-        if opened.mpp is None:
+        if opened.mpp is None and sample is not None and sample.frame.mpp:
             options = replace(options, slide_mpp=sample.frame.mpp)
             notes.append(f"{entry.name}: slide µm/px {sample.frame.mpp:.4f} taken from the Visium sample")
-    return replace(options, visium=str(entry.visium.resolve()), visium_fingerprint=visium_fingerprint(sample)), notes
+        elif opened.mpp is None:
+            raise PathsaeError(f"{entry.slide.name}: resolution unknown; give its µm/px in the slide_mpp column")
+    return options, notes
+
+
+@contextmanager
+def _named_by_row(manifest: Manifest, entry: CohortSlide) -> Iterator[None]:
+    """A slide's problem named by its manifest row (``cohort.csv line 4: …``)."""
+    try:
+        yield
+    except Cancelled:
+        raise
+    except PathsaeError as exc:
+        where = f"{manifest.path.name} line {entry.line}" if entry.line else entry.name
+        raise PathsaeError(f"{where}: {exc}") from None
 
 
 def embed_cohort(
@@ -77,15 +95,22 @@ def embed_cohort(
 
     plans, expected = [], {}
     for entry in manifest.slides:
-        options, notes = slide_options(entry, base)
+        with _named_by_row(manifest, entry):
+            options, notes = slide_options(entry, base)
+            slide, grid = open_tiles(entry.slide, options)
+            slide.close()
         for note in notes:
             (on_note or log.info)(note)
-        slide, grid = open_tiles(entry.slide, options)
-        slide.close()
         plans.append((entry, options, len(grid)))
         expected[entry.name] = {"encoder_spec": request.spec, "geometry": options.geometry.to_dict(),
                                 "slide_mpp": slide.mpp}  # fmt: skip
+    before = _variables_digest(open_cohort(folder).variables) if is_cohort(folder) else None
     cohort = write_cohort(folder, manifest)
+    if before is not None and before != _variables_digest(cohort.variables):
+        (on_note or log.info)(
+            f"{cohort.folder.name}: slide-level variables updated from {manifest.path.name}; "
+            "the atlas and the Cohort panel test the new values"
+        )
     pending = [p for p in plans if not _finished(cohort.store_path(p[0].name), expected[p[0].name])]
     for entry, _, _ in plans:
         if all(entry is not p[0] for p in pending) and on_slide:
@@ -182,12 +207,49 @@ def build_index(
         "tile_side0": [s.tile_side0 for s in stores], "stores": [str(p) for p in cohort.store_paths],
     }  # fmt: skip
     index = builder.finish(meta)
-    names, kinds, stat, p, q, notes = slide_associations(index.slide_means(), cohort.variables)
-    index.variables, index.assoc_kind = np.array(names, dtype=str), np.array(kinds, dtype=str)
-    index.assoc_stat, index.assoc_p, index.assoc_q = stat, p, q
+    notes = _test_variables(index, cohort)
     index.meta["seconds"] = round(time.perf_counter() - start, 2)
     save_index(index, cohort.index_path(sae))
     return index, notes
+
+
+def cohort_index(cohort: Cohort, sae_dir: str | Path, name: str | None = None) -> tuple[FeatureIndex, list[str]]:
+    """The cohort's feature index of the SAE in ``sae_dir`` (activations ``name``, default the folder's name),
+    answering the cohort as it is now: refused if built on other slides or other weights; its slide-level tests
+    redone (and said) if the variables changed since."""
+    from ..data.feature_index import load_index
+    from ..models.sae.formats import read_cfg, sae_weights_sha256
+
+    sae_dir = Path(sae_dir)
+    read_cfg(sae_dir)  # "not an SAE folder" before "no index"
+    path = cohort.index_path(name or sae_dir.name)
+    index = load_index(path)
+    again = f"run `pathsae encode {cohort.folder} --sae {sae_dir}` again"
+    if list(index.slides) != cohort.names:
+        raise PathsaeError(f"{path} was built on other slides than {cohort.folder.name} now lists; {again}")
+    built_by = index.meta.get("sae_record", {}).get("weights_sha256")
+    if built_by and built_by != sae_weights_sha256(sae_dir):
+        raise PathsaeError(f"{path} was built from other weights than those now in {sae_dir}; {again}")
+    tested = index.meta.get("variables_sha256")
+    if tested == _variables_digest(cohort.variables):
+        return index, []
+    notes = _test_variables(index, cohort)  # cheap: slide means are in the index
+    if tested is None:  # an index from before the digest was recorded
+        return index, notes
+    return index, ["the slide-level variables changed since the index was built: associations re-tested", *notes]
+
+
+def _test_variables(index: FeatureIndex, cohort: Cohort) -> list[str]:
+    """Each slide-level variable tested against each feature's per-slide mean (slides as the unit), into ``index``."""
+    names, kinds, stat, p, q, notes = slide_associations(index.slide_means(), cohort.variables)
+    index.variables, index.assoc_kind = np.array(names, dtype=str), np.array(kinds, dtype=str)
+    index.assoc_stat, index.assoc_p, index.assoc_q = stat, p, q
+    index.meta["variables_sha256"] = _variables_digest(cohort.variables)
+    return notes
+
+
+def _variables_digest(variables) -> str:
+    return hashlib.sha256(variables.to_csv().encode()).hexdigest()
 
 
 def slide_session(cohort: Cohort, name: str, sae_dir: str | Path, worker_process: bool = True):

@@ -6,6 +6,7 @@ takes one GPU (by worker index); on CPU the cores are split between workers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,22 @@ class EncoderRequest:
     allow_random: bool | None = None
 
 
+def _quiet_cancellation() -> None:
+    """In a worker: no "… ended with CancelledError" warning when the user interrupts the run (Ctrl-C)."""
+    logger = logging.getLogger("distributed.worker.state_machine")
+    if not any(getattr(f, "pathsae", False) for f in logger.filters):
+
+        def drop(record: logging.LogRecord) -> bool:
+            return "CancelledError" not in record.getMessage()
+
+        drop.pathsae = True
+        logger.addFilter(drop)
+
+
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
     import torch
 
+    _quiet_cancellation()
     torch.set_num_threads(max(1, threads))
     device = request.device
     if device in ("auto", "cuda") and torch.cuda.is_available():

@@ -28,6 +28,7 @@ class CohortSlide:
     slide: Path
     visium: Path | None = None
     slide_mpp: float | None = None
+    line: int | None = field(default=None, compare=False)  # in the manifest it came from (None: from a cohort)
 
 
 @dataclass
@@ -65,9 +66,10 @@ def read_manifest(path: str | Path) -> Manifest:
     names = [s.name for s in slides]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise PathsaeError(
-            f"{path}: several rows share the name {repeated[0]!r}; give a 'name' column to tell them apart"
-        )
+        lines = [str(s.line) for s in slides if s.name == repeated[0]]
+        remedy = "give each its own name in the 'name' column" if "name" in table.columns else (
+            "add a 'name' column to tell them apart")  # fmt: skip
+        raise PathsaeError(f"{path.name} lines {' and '.join(lines)} share the name {repeated[0]!r}; {remedy}")
     variables = table[[c for c in table.columns if c not in RESERVED]].copy()
     variables.index = pd.Index(names, name="slide")
     return Manifest(path, slides, variables.apply(_numeric_if_possible))
@@ -87,7 +89,7 @@ def _row(manifest: Path, base: Path, line: int, row: pd.Series) -> CohortSlide:
         if not (math.isfinite(slide_mpp) and 0.01 <= slide_mpp <= 100):
             raise PathsaeError(f"{where}: slide_mpp {mpp_text} must be a µm/px between 0.01 and 100")
     name = row.get("name", "").strip() or slide_name(slide)
-    return CohortSlide(name, slide, visium, slide_mpp)
+    return CohortSlide(name, slide, visium, slide_mpp, line)
 
 
 def _existing(base: Path, text: str, where: str, column: str) -> Path:

@@ -112,18 +112,21 @@ class CohortPanel(Panel, QWidget):
         page = QWidget()  # the feature page scrolls; the fields above it stay
         page_layout = QVBoxLayout(page)
         page_layout.addWidget(self.title)
-        page_layout.addWidget(QLabel("Top tiles across slides (click to open that slide there)"))
-        page_layout.addWidget(self.top)
-        page_layout.addWidget(QLabel("Samples by activation quantile (weakest first)"))
-        page_layout.addWidget(self.samples)
-        page_layout.addWidget(QLabel("Density per slide"))
-        page_layout.addWidget(self.density)
-        page_layout.addWidget(QLabel("Slide-level associations"))
-        page_layout.addWidget(self.associations)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(page)
-        layout.addWidget(scroll, stretch=1)
+        for heading, widget in (
+            ("Top tiles across slides (click to open that slide there)", self.top),
+            ("Samples by activation quantile (weakest first)", self.samples),
+            ("Density per slide", self.density),
+            ("Slide-level associations", self.associations),
+        ):
+            label = QLabel(heading)
+            label.setWordWrap(True)  # an unwrapped line would make the page wider than a narrow dock
+            page_layout.addWidget(label)
+            page_layout.addWidget(widget)
+        self.page_scroll = QScrollArea()
+        self.page_scroll.setWidgetResizable(True)
+        self.page_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # galleries wrap
+        self.page_scroll.setWidget(page)
+        layout.addWidget(self.page_scroll, stretch=1)
         self.cohort = None
         self.index = None
         self.sae_dir: Path | None = None
@@ -154,7 +157,7 @@ class CohortPanel(Panel, QWidget):
         return self.in_background(_open, Path(folder), Path(sae_dir), on_done=self._loaded)
 
     def _loaded(self, loaded) -> None:
-        self.cohort, self.index, self.sae_dir, self.labels = loaded
+        self.cohort, self.index, self.sae_dir, self.labels, notes = loaded
         self._thumbs.clear()
         self.slides.clear()
         variables = self.cohort.variables
@@ -168,6 +171,7 @@ class CohortPanel(Panel, QWidget):
             f"{len(self.cohort.names)} slides, {int(self.index.n_tiles.sum()):,} tiles, "
             f"{self.index.n_features} features"
             + (f"; most associated with {best[1]}: {feature_name(best[0])} (q {best[3]:.3g})" if best else "")
+            + "".join(f"; {note}" for note in notes)
         )
         self.show_page(best[0] if best else int(np.argmax(self.index.overall_density())))
 
@@ -291,6 +295,7 @@ class CohortPanel(Panel, QWidget):
         self.state.select([f for f in selected if f < session.n_features], current)
         if tile is not None:
             go_to_tile(self.viewer, session, tile)
+        self.slides.setCurrentRow(self.cohort.names.index(name))  # the list marks the slide on screen
         self.say(f"{name} open" + (f" at tile {tile}" if tile is not None else ""))
 
     def paint_here(self) -> None:
@@ -303,11 +308,12 @@ class CohortPanel(Panel, QWidget):
 
 def _open(folder: Path, sae_dir: Path):
     from ...data.cohort import open_cohort
-    from ...data.feature_index import load_index
+    from ...engine.cohort import cohort_index
     from ...engine.session import read_labels
 
     cohort = open_cohort(folder)
-    return cohort, load_index(cohort.index_path(sae_dir.name)), sae_dir, read_labels(sae_dir)
+    index, notes = cohort_index(cohort, sae_dir)
+    return cohort, index, sae_dir, read_labels(sae_dir), notes
 
 
 def _read_thumbs(cohort, keys: list[tuple[str, int]]) -> dict:

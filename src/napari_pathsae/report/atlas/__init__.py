@@ -76,8 +76,9 @@ def write_atlas(
         maps = draw_maps(wanted_maps, stores, str(index.meta["sae"]), index.top_value[:, 0], folder)
         rows = []
         for f in chosen:
-            label, stab, gene_rows = labels.get(f, ""), stability.get(f), genes.get(f, [])
-            rows.append(feature_row(index, f, label, stab, [g["gene"] for g in gene_rows]))
+            label, stab = labels.get(f, ""), stability.get(f)
+            gene_rows = genes.get(f, []) if genes_table is not None else None
+            rows.append(feature_row(index, f, label, stab, [g["gene"] for g in gene_rows or []]))
             html = feature_page(index, f, label, stab, gene_rows, pages[f], TOP_SHOWN)
             (folder / "features" / f"f{f}.html").write_text(html, encoding="utf-8")
         subtitle = (

@@ -53,7 +53,8 @@ def _round(value) -> float | None:
 
 
 INDEX_SCRIPT = """
-const rows=JSON.parse(document.getElementById('rows').textContent);let key='f',asc=true;
+const rows=JSON.parse(document.getElementById('rows').textContent);
+let key=rows.some(r=>r.q!==null)?'q':'f',asc=true;  // the associations first, when any was tested
 const body=document.querySelector('#features tbody'),box=document.getElementById('search');
 function show(){const q=box.value.trim().toLowerCase().replace(/^f(?=\\d+$)/,'');
  const hit=r=>!q||String(r.f)===q||r.label.toLowerCase().includes(q)||r.genes.some(g=>g.toLowerCase()===q);
@@ -152,8 +153,9 @@ def _associations(index: FeatureIndex, feature: int) -> str:
     )
 
 
-def feature_page(index: FeatureIndex, feature: int, label: str, stability: float | None, genes: list,
+def feature_page(index: FeatureIndex, feature: int, label: str, stability: float | None, genes: list | None,
                  map_slides: list[str], top_shown: int) -> str:  # fmt: skip
+    """One feature's page; ``genes`` None: no gene table was given, []: the table has no row for this feature."""
     name = feature_name(feature)
     title = f"{name}: {label}" if label else name
     facts = [f"fires on {index.overall_density()[feature]:.2%} of {int(index.n_tiles.sum()):,} tiles"]
@@ -180,6 +182,9 @@ def feature_page(index: FeatureIndex, feature: int, label: str, stability: float
         + "</table>"
         if genes
         else "<p class=muted>no gene table given (pathsae correlate COHORT, then atlas --genes-table)</p>"
+        if genes is None
+        else f"<p class=muted>the gene table has no row for {name} (pathsae correlate writes the pairs with "
+        "spatial q ≤ 0.05 and the top 10 each way; --all writes every pair)</p>"
     )
     body = (
         f'<p><a href="../index.html">← all features</a></p><h1>{escape(title)}</h1>'
