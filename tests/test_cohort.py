@@ -3,8 +3,11 @@ Chromium, with a planted slide-level target that the index finds and that vanish
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -78,6 +81,29 @@ def test_embed_makes_one_store_per_slide_and_resumes(cohort):
     other = pathsae("embed", "--manifest", manifest, "-o", work / "C", "--encoder", "mean-rgb", "--tile-um", "60",
                     "--tile-px", "32", ok=False)  # fmt: skip
     assert other.stderr.count("\n") == 1 and "different geometry" in other.stderr
+
+
+def test_ctrl_c_stops_the_cohort_in_one_line_and_it_resumes(cohort, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the workers run: exit 130 and
+    one line, no worker traceback; the next run finishes the cohort."""
+    slides = cohort[1].parent  # two of the cohort's slides, by a ViT (random init): ~15 s, long enough to stop
+    manifest = tmp_path / "two.csv"
+    manifest.write_text(f"slide,slide_mpp\n{slides / 'her2_c.png'},2.76\n{slides / 'her2_d.png'},2.76\n")
+    geometry = ["--encoder", "vit_tiny_patch16_224", "--tile-um", "112", "--workers", "2"]
+    command = [sys.executable, "-m", "napari_pathsae.cli", "embed", "--manifest", str(manifest), "-o",
+               str(tmp_path / "C"), *geometry]  # fmt: skip
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                           preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))  # fmt: skip
+    line = run.stderr.readline()
+    while not line.startswith("cohort: "):  # a whole progress line: the cluster is up and its workers embed
+        assert line, "embed ended before its first progress line"
+        line = run.stderr.readline()
+    os.killpg(run.pid, signal.SIGINT)
+    rest = run.communicate(timeout=120)[1]
+    said = [text for text in rest.splitlines() if "using a RANDOM init" not in text]  # the workers' notes
+    assert "2/2 slides" not in line and run.returncode == 130 and said == ["pathsae: interrupted"], rest
+    pathsae("embed", "--manifest", manifest, "-o", tmp_path / "C", *geometry)
+    assert all(TileStore.open(p).complete for p in open_cohort(tmp_path / "C").store_paths)
 
 
 def test_index_matches_brute_force(cohort):

@@ -25,7 +25,7 @@ def embed_manifest(args: argparse.Namespace, options, request) -> None:
     interactive = sys.stderr.isatty()
     progress = throttled_printer(lambda event: (
         f"cohort: {event.slides_done}/{event.slides} slides, {event.done:,}/{event.total:,} tiles, "
-        f"{event.tiles_per_s:.1f} tiles/s, ETA {event.eta_s:.0f} s", event.done == event.total))  # fmt: skip
+        f"{event.tiles_per_s:.1f} tiles/s, {event.eta_text}", event.done == event.total))  # fmt: skip
 
     def slide_done(summary: dict) -> None:
         if summary.get("skipped"):

@@ -19,7 +19,7 @@ def _progress_printer(label: str):
 
     return throttled_printer(lambda event: (
         f"{label} {event.slide}: {event.done}/{event.total} tiles, {event.tiles_per_s:.1f} tiles/s, "
-        f"ETA {event.eta_s:.0f} s", event.done == event.total))  # fmt: skip
+        f"{event.eta_text}", event.done == event.total))  # fmt: skip
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -587,6 +587,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pathsae: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("pathsae: interrupted", file=sys.stderr)
+        print(("\n" if sys.stderr.isatty() else "") + "pathsae: interrupted", file=sys.stderr)  # after ^C
         return 130
     return 0

@@ -20,5 +20,10 @@ class Progress:
     def eta_s(self) -> float:
         return (self.total - self.done) / self.tiles_per_s if self.tiles_per_s > 0 else float("nan")
 
+    @property
+    def eta_text(self) -> str:
+        """``ETA 12 s``, or ``ETA –`` before the first tiles give a rate."""
+        return f"ETA {self.eta_s:.0f} s" if self.eta_s == self.eta_s else "ETA –"
+
 
 ProgressCallback = Callable[[Progress], None]

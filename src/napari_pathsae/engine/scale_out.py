@@ -7,7 +7,10 @@ takes one GPU (by worker index); on CPU the cores are split between workers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,22 +31,38 @@ class EncoderRequest:
     allow_random: bool | None = None
 
 
-def _quiet_cancellation() -> None:
-    """In a worker: no "… ended with CancelledError" warning when the user interrupts the run (Ctrl-C)."""
-    logger = logging.getLogger("distributed.worker.state_machine")
-    if not any(getattr(f, "pathsae", False) for f in logger.filters):
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Worker processes started in here ignore SIGINT (it survives their exec): on Ctrl-C only this process
+    stops, and it closes the cluster, instead of every worker printing its own traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-        def drop(record: logging.LogRecord) -> bool:
-            return "CancelledError" not in record.getMessage()
 
-        drop.pathsae = True
-        logger.addFilter(drop)
+def _drop_messages(logger_name: str, fragment: str) -> None:
+    """Records of ``logger_name`` whose message holds ``fragment`` are dropped (once per process)."""
+    logger = logging.getLogger(logger_name)
+    if any(getattr(f, "fragment", None) == fragment for f in logger.filters):
+        return
+
+    def drop(record: logging.LogRecord) -> bool:
+        return fragment not in record.getMessage()
+
+    drop.fragment = fragment
+    logger.addFilter(drop)
 
 
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
     import torch
 
-    _quiet_cancellation()
+    # in a worker: no "… ended with CancelledError" warning when the user interrupts the run (Ctrl-C)
+    _drop_messages("distributed.worker.state_machine", "CancelledError")
     torch.set_num_threads(max(1, threads))
     device = request.device
     if device in ("auto", "cuda") and torch.cuda.is_available():
@@ -87,8 +106,12 @@ def embed_many(
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+    # on Ctrl-C, distributed's sync() cancel callback can run before its future exists: a NameError traceback
+    # logged by tornado's IO loop, where an interrupted run should end in one line
+    _drop_messages("tornado.application", "sync.<locals>.cancel")
     try:
         per_slide = options if isinstance(options, list) else [options] * len(slides)
         futures = {
@@ -111,6 +134,10 @@ def embed_many(
             if on_tick:
                 on_tick()
         return results
+    except BaseException:  # Ctrl-C or a failed slide: the cluster is torn down mid-run, which is no news
+        for noisy in ("distributed", "tornado"):  # (killed workers, a cancel race in distributed's IO loop)
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
         if cluster is not None:
