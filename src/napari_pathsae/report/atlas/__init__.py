@@ -17,7 +17,6 @@ from ...data.cohort import Cohort
 from ...data.feature_index import FeatureIndex
 from ...data.outputs import atomic_folder
 from ...errors import PathsaeError
-from ...models.sae.formats import sae_weights_sha256
 from ...names import feature_index
 from .images import cut_tiles, draw_maps, group_by_slide
 from .pages import feature_page, feature_row, index_page
@@ -35,16 +34,13 @@ def write_atlas(
     features: list[int] | None = None,
     genes_table: str | Path | None = None,
 ) -> dict:
-    """Write the atlas of ``features`` (default: all) to ``output``; returns counts and seconds."""
+    """Write the atlas of ``features`` (default: all) to ``output``; returns counts and seconds. ``index`` comes
+    from ``engine.cohort.cohort_index``, which has checked it against the cohort's slides and the SAE's weights."""
     from ...engine.session import read_labels, read_stability
 
     start = time.perf_counter()
     sae_dir = Path(sae_dir)
     recorded = index.meta.get("sae_record", {}).get("weights_sha256")
-    if recorded and (sae_dir / "sae_weights.safetensors").is_file() and sae_weights_sha256(sae_dir) != recorded:
-        raise PathsaeError(
-            f"{sae_dir} holds other weights than the index was built from; rerun pathsae encode on the cohort"
-        )
     chosen = list(range(index.n_features)) if features is None else sorted(set(features))
     bad = [f for f in chosen if not 0 <= f < index.n_features]
     if bad:
@@ -56,11 +52,6 @@ def write_atlas(
     )
     genes = _genes(genes_table, index.n_features)
     stores = dict(zip(cohort.names, cohort.store_paths, strict=True))
-    missing = sorted(set(str(s) for s in index.slides) - set(stores))
-    if missing:
-        raise PathsaeError(
-            f"the index names slides no longer in the cohort ({missing[0]}); rebuild it with pathsae encode"
-        )
     pages, wanted_tiles, wanted_maps = {}, [], {}
     for f in chosen:
         top = index.top(f)[:TOP_SHOWN]
