@@ -98,6 +98,16 @@ def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
     assert all(phase["gap_p99_ms"] > 0 for phase in result["heartbeat"].values())
 
 
+def test_feature_table_smoke(tmp_path):
+    """The browser's refresh, sort and search with a stand-in SAE, in a real window (CI runs it under Xvfb)."""
+    command = [sys.executable, str(BENCHMARKS / "feature_table.py"), "--features", "64", "--tiles", "500"]
+    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "feature_table.json").read_text())
+    assert result["features"] == 64 and set(result["median_ms"]) == {
+        "statistics_worker_thread", "show_ui_thread", "sort", "search"}  # fmt: skip
+
+
 def test_cohort_scale_smoke(tmp_path):
     result = smoke("cohort_scale.py", tmp_path)
     run = result["runs"][0]

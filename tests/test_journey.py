@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLineEdit, QTableWidget
+from qtpy.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLineEdit, QTableView
 
 from conftest import HER2ST_HE, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
@@ -65,9 +65,9 @@ def click(qtbot, widget) -> None:
     qtbot.mouseClick(getattr(widget, "native", widget), Qt.MouseButton.LeftButton)
 
 
-def click_row(qtbot, table: QTableWidget, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
-    table.scrollToItem(table.item(row, 0))
-    rect = table.visualItemRect(table.item(row, 0))
+def click_row(qtbot, table: QTableView, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    table.scrollTo(table.model().index(row, 0))
+    rect = table.visualRect(table.model().index(row, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
 
 
@@ -86,11 +86,12 @@ def without_tooltip(panel) -> list[str]:
         for w in native.findChildren(kind)
         if not w.toolTip() and w.isVisibleTo(native) and not _inside_a_tooltipped_field(w, native)
     ]
-    for table in native.findChildren(QTableWidget):
-        for column in range(table.columnCount()):
-            header = table.horizontalHeaderItem(column)
-            if header is not None and not header.toolTip():
-                bare.append(f"column {header.text()!r}")
+    for table in native.findChildren(QTableView):  # QTableWidget too: its items answer through its model
+        model = table.model()
+        for column in range(model.columnCount()):
+            tip = model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+            if not tip:
+                bare.append(f"column {model.headerData(column, Qt.Orientation.Horizontal)!r}")
     return bare
 
 
@@ -159,14 +160,14 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     session = state.session
     kept = session.n_features  # of 768 trained, those that fire on the section (the rest are removed)
     assert 50 < kept <= 768 and f"{kept} features" in model.model_info.value and model.train_progress.value == 1000
-    wait(lambda: browser.table.rowCount() == kept, timeout=30_000)
+    wait(lambda: browser.model.rowCount() == kept, timeout=30_000)
     dead = int((np.nan_to_num(session.activations) <= 0).all(axis=0).sum())
     assert dead == 0 and len(browser.visible_features()) == kept  # every tile computed: no feature is dead
     assert not browser.stable_only.isEnabled()  # no second seed reported yet
     shot(viewer, "02_trained")
 
     # 5. Pick three features (the strongest): each painted in its hue, with its legend, tissue visible.
-    browser.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # by max activation
+    browser.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # by max activation
     first, second, third = (browser.feature_at(r) for r in range(3))
     click_row(qtbot, browser.table, 0)
     click_row(qtbot, browser.table, 1, Qt.KeyboardModifier.ControlModifier)
@@ -316,7 +317,7 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     click(qtbot, model.load_button)
     wait(lambda: "exploration restored" in model.status.value, timeout=120_000)
     assert state.selected == saved["selected"] and state.current == saved["current"]
-    assert sorted(browser._selected_rows_features()) == sorted(saved["selected"])
+    wait(lambda: sorted(browser._selected_rows_features()) == sorted(saved["selected"]), timeout=30_000)
     pd.testing.assert_frame_equal(state.session.correlations, saved["correlations"])
     np.testing.assert_array_equal(concepts.layer.data, saved["concepts"])
     assert concepts.legend.rowCount() == 5

@@ -55,7 +55,7 @@ def load_model(viewer, qtbot, store, sae, with_spots=True):
 
 
 def click_row(qtbot, table, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
-    rect = table.visualItemRect(table.item(row, 0))
+    rect = table.visualRect(table.model().index(row, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
 
 
@@ -76,7 +76,7 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     assert f"{state.session.n_features} features" in panel.model_info.value
     browser = FeatureBrowser(viewer)
     viewer.window.add_dock_widget(browser)
-    browser.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # by max activation
+    browser.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # by max activation
     first, second = browser.feature_at(0), browser.feature_at(1)
     click_row(qtbot, browser.table, 0)
     click_row(qtbot, browser.table, 1, Qt.KeyboardModifier.ControlModifier)
@@ -94,6 +94,14 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
                                for f, layer in ((first, heat), (second, other))])[0]  # fmt: skip
     np.testing.assert_array_equal(drawn.data[rc[:, 0], rc[:, 1]], expected)
     assert (drawn.data[rc[:, 0], rc[:, 1], 3] > 0).sum() == ((acts[:, first] > 0) | (acts[:, second] > 0)).sum()
+    # hovering a feature's layer or the composite reads the activations of the tile under the cursor
+    box = state.session.placement.tile_box_world(rc[[400]])[0]
+    point = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+    assert heat.get_status(point, world=True)["value"] == f"tile 400: f{first} = {acts[400, first]:.3g}"
+    assert drawn.get_status(point, world=True)["value"] == (
+        f"tile 400: f{first} = {acts[400, first]:.3g}, f{second} = {acts[400, second]:.3g}"
+    )
+    assert drawn.get_status([-1e6, -1e6], world=True)["value"] == "no tissue tile here"
     # hiding the second feature's layer leaves the first alone in the picture, its alpha rising with activation
     other.visible = False
     qtbot.waitUntil(lambda: (drawn.data[..., 3] > 0).sum() == (acts[:, first] > 0).sum(), timeout=5_000)
@@ -112,10 +120,10 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
         np.testing.assert_allclose(corner, rc[i] * side - 0.5, atol=1e-6)
     # a label typed in the table is saved beside the SAE and renames the heatmap
     row = browser.row_of(first)
-    browser.table.item(row, 1).setText("dense nuclei")
+    browser.model.setData(browser.model.index(row, 1), "dense nuclei")  # what the cell's editor commits
     assert viewer.layers[f"pathsae f{first} dense nuclei"] is heat
     assert '"dense nuclei"' in (her2st_model / "sae" / "feature_labels.json").read_text()
-    browser.table.item(row, 1).setText("")
+    browser.model.setData(browser.model.index(row, 1), "")
     # searching hides non-matching rows; deselecting removes the heatmap; state survives layer removal
     browser.search.setText(f"f{second}")
     assert not browser.table.isRowHidden(browser.row_of(second)) and browser.table.isRowHidden(browser.row_of(7))
@@ -135,6 +143,45 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     qtbot.waitUntil(lambda: "pathsae argmax feature" in viewer.layers, timeout=60_000)
     argmax = viewer.layers["pathsae argmax feature"]
     assert argmax.data[rc[5, 0], rc[5, 1]] == acts[5].argmax() + 1
+
+
+def test_the_feature_table_keeps_selection_and_search_through_refreshes_computed_off_the_ui_thread(explorer, qtbot):
+    """New statistics re-sort the table (a model, not thousands of widget items): the painted features stay
+    selected, the search still hides exactly the rows that do not match, and the statistics are computed
+    on a worker thread."""
+    import threading
+
+    from napari_pathsae.plugin.widgets.feature_browser import FeatureBrowser
+
+    viewer, state, *_ = explorer
+    session = state.session
+    browser = FeatureBrowser(viewer)
+    viewer.window.add_dock_widget(browser)
+    browser.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # by "active in"
+    shown = browser.visible_features()
+    frequency = session.feature_table().set_index("feature").frequency
+    assert list(frequency[shown]) == sorted(frequency[shown], reverse=True) and len(shown) == session.n_features
+    chosen = shown[:3]
+    browser.select_features(chosen)
+    assert state.selected == chosen
+    browser.search.setText("f1")
+    matches = {f for f in shown if "f1" in f"f{f}"}  # no label or gene yet: the name alone matches
+    assert set(browser.visible_features()) == matches
+    # the least active feature becomes the most active: new statistics move it to the top row
+    last = shown[-1]
+    session.computer.activations[:, last] = 5.0
+    threads = []
+    table_of = session.feature_table
+    session.feature_table = lambda: (threads.append(threading.current_thread()), table_of())[1]
+    browser.refresh()
+    qtbot.waitUntil(lambda: browser.feature_at(0) == last, timeout=30_000)
+    assert threads and threading.main_thread() not in threads
+    assert state.selected == chosen and sorted(browser._selected_rows_features()) == sorted(chosen)
+    rows = range(browser.model.rowCount())
+    assert {browser.feature_at(r) for r in rows if not browser.table.isRowHidden(r)} == matches
+    browser.search.setText("")
+    assert len(browser.visible_features()) == session.n_features and browser.visible_features()[0] == last
+    qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)  # the painted features' layers are in
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ def test_tiles_computed_in_the_worker_match_the_cli_and_it_survives_being_killed
         values = session.compute(chosen)
         np.testing.assert_allclose(values, reference.activations()[:][chosen], rtol=1e-2, atol=1e-2)
         assert session.activated().sum() == 5 and session.embedded[chosen].all()
+        # the activations came back over the pipe: they are the rows the worker wrote to the store
+        np.testing.assert_array_equal(values, TileStore.open(tmp_path / "lazy.zarr").activations()[:][chosen])
 
         # killed mid-run (a segfault, the OOM killer): one line, the session and the tiles written survive
         batch = np.arange(400, 1000)

@@ -61,8 +61,10 @@ def _drop_messages(logger_name: str, fragment: str) -> None:
 def _embed_task(slide: str, store: str, request: EncoderRequest, options: EmbedOptions, threads: int) -> dict:
     import torch
 
-    # in a worker: no "… ended with CancelledError" warning when the user interrupts the run (Ctrl-C)
+    # in a worker: no "… ended with CancelledError" warning when the user interrupts the run (Ctrl-C), nor the
+    # traceback of a heartbeat that finds the scheduler (in the interrupted process) already gone
     _drop_messages("distributed.worker.state_machine", "CancelledError")
+    _drop_messages("distributed.worker", "Failed to communicate with scheduler during heartbeat")
     torch.set_num_threads(max(1, threads))
     device = request.device
     if device in ("auto", "cuda") and torch.cuda.is_available():

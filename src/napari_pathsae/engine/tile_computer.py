@@ -120,13 +120,12 @@ class TileComputer:
         return values
 
     def _compute_remotely(self, indices: np.ndarray) -> np.ndarray:
-        """The worker writes the tiles; this side reads back their done flags and activations."""
+        """The worker writes the tiles to the store and answers with their activations (nothing is read back)."""
         with self._lock:
-            self.remote.compute(indices)
-            self.embedded[indices] = self.store.embedded_tiles(indices)
+            values = self.remote.compute(indices)
+            self.embedded[indices] = True  # the worker raises rather than answer for tiles it did not write
             if self.sae is None:
                 return np.empty((len(indices), 0), np.float32)
-            values = np.asarray(self._sae_array.oindex[indices], dtype=np.float32)
             self.activations[indices] = values
         return values
 

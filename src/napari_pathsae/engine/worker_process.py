@@ -95,14 +95,16 @@ class TileWorkerProcess:
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def compute(self, indices: np.ndarray) -> None:
-        """Embed and encode these tiles in the worker (their rows are in the store when this returns)."""
-        self._request("compute", np.asarray(indices, dtype=np.int64))
+    def compute(self, indices: np.ndarray) -> np.ndarray:
+        """Embed and encode these tiles in the worker (their rows are in the store when this returns); their
+        SAE activations, (n, F) in the order of ``np.unique(indices)``, come back over the pipe, so this
+        process reads nothing from the store (no zarr decoding beside napari's drawing)."""
+        return self._request("compute", np.asarray(indices, dtype=np.int64))
 
     def set_sae(self, sae_dir: str | Path) -> None:
         self._request("set_sae", str(sae_dir))
 
-    def _request(self, kind: str, payload) -> None:
+    def _request(self, kind: str, payload):
         with self._lock:
             try:
                 self._conn.send((kind, payload))
@@ -111,6 +113,7 @@ class TileWorkerProcess:
                 raise self._stopped() from None
         if answer == "error":
             raise _error(detail)
+        return detail
 
     def _receive(self):
         try:
@@ -165,11 +168,12 @@ def _serve(spec: WorkerSpec, conn) -> None:
         if kind == "stop":
             break
         try:
+            result = None
             if kind == "compute":
-                computer.compute(payload)
+                result = computer.compute(payload)
             elif kind == "set_sae":
                 _attach(computer, payload)
-            conn.send(("done", None))
+            conn.send(("done", result))
         except BaseException as exc:
             conn.send(("error", _describe(exc)))
     computer.close()

@@ -85,7 +85,7 @@ class Demo:
             return
         self.state.session_changed.disconnect(self._session_ready)
         browser = self.panels["Feature browser"]
-        browser.refresh()
+        browser.refresh_now()
         if not self.state.selected:  # a restored exploration keeps the user's own selection
             browser.select_features(most_active(session.activations))
         self.raise_panel("Feature dashboard")

@@ -31,6 +31,7 @@ from .heatmap_layers import (
     show_legend,
     tile_labels_layer,
 )
+from .hover_status import read_tiles_on_hover, tile_lookup, tiles_text
 from .layers import raster_of, shown_limits
 
 #: The composite is repainted at most this often while tiles arrive (each repaint is one texture upload
@@ -52,6 +53,7 @@ class HeatmapPainter:
         self._grids: dict[int, np.ndarray] = {}  # each shown feature's grid as last read (refreshed as tiles arrive)
         self._to_add: list[int] = []  # features whose layer is still to be added (one per event-loop turn)
         self._to_remove: list = []  # deselected features' layers still to be removed
+        self._lookup = None  # (session, tile at each grid cell), for the status bar
         state.selection_changed.connect(self.paint)
         state.tiles_computed.connect(self.refresh)
         state.labels_changed.connect(self.rename)
@@ -72,7 +74,7 @@ class HeatmapPainter:
 
     def heatmaps(self) -> dict[int, object]:
         """This session's feature layers in the viewer, by feature (in the order they are drawn)."""
-        return {int(layer.metadata["pathsae"]["feature"]): layer for layer in self.layers_of(LayerKind.HEATMAP)}
+        return {_feature_of(layer): layer for layer in self.layers_of(LayerKind.HEATMAP)}
 
     def composite(self):
         """The layer that draws the features (None when none is shown)."""
@@ -123,6 +125,7 @@ class HeatmapPainter:
             layer = viewer.add_image(data, **kwargs)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
             self._name_composite(layer, missing)
+            read_tiles_on_hover(layer, lambda rowcol: self.hover_text(rowcol, self._shown))
         elif self._to_remove:
             viewer.layers.remove(self._to_remove.pop())
         elif self._to_add:
@@ -131,6 +134,7 @@ class HeatmapPainter:
                 position = self._shown.index(feature)
                 data, kwargs, _ = heatmap_layer(session, feature, position, self._grids.get(feature))
                 layer = viewer.add_image(data, **kwargs)
+                read_tiles_on_hover(layer, lambda rowcol, layer=layer: self.hover_text(rowcol, [_feature_of(layer)]))
                 for setting in DRAWN_SETTINGS:
                     getattr(layer.events, setting).connect(self._schedule_repaint)
                 self._show(layer)
@@ -139,6 +143,15 @@ class HeatmapPainter:
         else:
             return
         self._settle_soon.start()
+
+    def hover_text(self, rowcol: np.ndarray, features: list[int]) -> str:
+        """The status bar's text over ``rowcol`` (world) for these features (hover_status.py)."""
+        session = self.state.session
+        if session is None:
+            return ""
+        if self._lookup is None or self._lookup[0] is not session:
+            self._lookup = (session, tile_lookup(session.grid_index, session.placement.grid_shape))
+        return tiles_text(session, self._lookup[1], rowcol, features)
 
     def settle_now(self) -> None:
         """Every pending layer added and removed at once (tests, scripts, the demo's screenshot)."""
@@ -202,7 +215,12 @@ class HeatmapPainter:
         if self.state.session is None or (layer := self.composite()) is None:
             return
         missing = self.state.session.missing()  # read once: the grey and the name both follow it
-        layer.data = self._rgba(missing)
+        rgba = self._rgba(missing)
+        if layer.data.shape == rgba.shape and layer.data.dtype == rgba.dtype:
+            layer.data[...] = rgba  # in place, then one re-slice: the data setter would re-check every layer's dims
+            layer.refresh(extent=False, highlight=False)
+        else:
+            layer.data = rgba
         self._name_composite(layer, missing)
         self._repaint_soon.stop()
 
@@ -224,7 +242,7 @@ class HeatmapPainter:
                 continue
             low, high = contrast_for(self._grids[feature])
             if high > layer.contrast_limits[1] or layer.contrast_limits[1] == 1.0:
-                layer.data = np.array([[low, high]], np.float32)
+                layer.data[:] = (low, high)  # in place: napari's data setter would re-check every layer's dims
                 layer.contrast_limits = (low, high)  # its colorbar follows; the composite is repainted once
 
     def paint_concepts(self):
@@ -293,3 +311,8 @@ def legend_colour(layer) -> tuple:
     """The colour a feature's name is written in: its colormap's strongest colour, opaque (so the name
     matches its colorbar and its tiles, whatever hue the layer kept or the user chose)."""
     return (*layer.colormap.colors[-1][:3], 1.0)
+
+
+def _feature_of(layer) -> int:
+    """The feature a feature's layer shows now (layers are re-pointed as selections change)."""
+    return int(layer.metadata["pathsae"]["feature"])

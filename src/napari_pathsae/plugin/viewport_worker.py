@@ -1,8 +1,8 @@
 """Viewport inference: tiles in view are requested from a worker thread, nearest to the centre first.
 
 The thread hands each batch to the session, whose tiles are computed in the viewer's worker process
-(engine/worker_process.py) when the session has one: the thread then only waits on a pipe and reads
-the rows back, so neither the GIL nor the cores are taken from napari's drawing.
+(engine/worker_process.py) when the session has one: the thread then only waits on the pipe that
+brings the activations back (no store reads here), so neither the GIL nor the cores are taken from napari's drawing.
 
 The view queue is replaced (stale tiles dropped) each time the camera settles; at most the batch
 in flight finishes after the view moves. The whole-slide queue runs behind it. Results reach the

@@ -1,10 +1,15 @@
-"""Dock panel: the SAE's features as a sortable, searchable table; selecting rows paints them."""
+"""Dock panel: the SAE's features as a sortable, searchable table; selecting rows paints them.
+
+The statistics are computed off the UI thread and shown through a model (feature_table_model.py):
+with thousands of features a refresh costs the UI thread what a screenful of rows costs.
+"""
 
 import contextlib
 
 import napari.viewer
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+import pandas as pd
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -12,8 +17,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -21,15 +25,15 @@ from qtpy.QtWidgets import (
 from ...analysis.features import argmax_feature
 from ...analysis.sae_report import STABLE_R
 from ...errors import PathsaeError
-from ...names import LayerKind, feature_name
+from ...names import LayerKind
 from ..background import run_in_background
 from ..heatmap_layers import show_legend, tile_labels_layer
 from ..notify import report_error
 from ..state import state_for
+from .feature_table_model import COLUMNS, FeatureTableModel
 from .label_legend import fill_legend, legend_table
 from .panel import Panel
 
-COLUMNS = ["feature", "label", "frequency", "max", "mean_active", "top_gene", "top_gene_r", "top_gene_q", "stability_r"]
 HEADERS = ["feature", "label", "active in", "max", "mean when active", "top gene", "r (gene)", "q spatial", "seed r"]
 HEADER_TIPS = [
     "SAE feature number (click to paint it; Ctrl/Shift-click for several; PageDown/PageUp: next/previous)",
@@ -44,7 +48,6 @@ HEADER_TIPS = [
     "best-matched activation r of the feature in another seed's SAE (pathsae report --other-sae): "
     f"r ≥ {STABLE_R} replicates",
 ]
-LABEL_COLUMN = COLUMNS.index("label")
 #: While tiles arrive, the statistics are recomputed at most this often.
 STATS_REFRESH_MS = 2000
 #: The table keeps room for about eight rows however the docks are arranged.
@@ -58,21 +61,6 @@ NO_SAE = "encoder loaded, no SAE yet: choose an SAE folder or train one in the M
 ARGMAX_LAYER = "pathsae argmax feature"
 
 
-class NumericItem(QTableWidgetItem):
-    """A cell that sorts by its number, not its text."""
-
-    def __init__(self, value: float, text: str):
-        super().__init__(text)
-        self.setData(Qt.ItemDataRole.UserRole, float(value))
-        self.setFlags(self.flags() & ~Qt.ItemFlag.ItemIsEditable)
-
-    def __lt__(self, other) -> bool:
-        mine, theirs = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
-        if mine is None or theirs is None:
-            return super().__lt__(other)
-        return bool(np.nan_to_num(mine, nan=-np.inf) < np.nan_to_num(theirs, nan=-np.inf))
-
-
 class FeatureBrowser(Panel, QWidget):
     """Search by feature number, label or gene; edit the label column to name a feature (saved)."""
 
@@ -81,10 +69,11 @@ class FeatureBrowser(Panel, QWidget):
         self.state = state_for(viewer)
         self.viewer = viewer
         self.search = QLineEdit(placeholderText="search: feature number, label or gene")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        for column, tip in enumerate(HEADER_TIPS):
-            self.table.horizontalHeaderItem(column).setToolTip(tip)
+        self.model = FeatureTableModel(HEADERS, HEADER_TIPS)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.verticalHeader().setResizeContentsPrecision(200)  # column widths from a screenful of rows
+        self.table.horizontalHeader().setResizeContentsPrecision(200)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setSortingEnabled(True)
@@ -124,8 +113,9 @@ class FeatureBrowser(Panel, QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.argmax_legend)
         self._filling = False
-        self._dead: set[int] = set()
-        self._stable: set[int] = set()
+        self._hidden: set[int] = set()  # features whose row is hidden now
+        self._refreshing = None  # the background statistics in flight
+        self._refresh_again = False
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
@@ -137,57 +127,68 @@ class FeatureBrowser(Panel, QWidget):
         self.state.current_changed.connect(self._current_changed)
         viewer.bind_key("PageDown", lambda _viewer: self.step(1), overwrite=True)
         viewer.bind_key("PageUp", lambda _viewer: self.step(-1), overwrite=True)
-        self.table.itemSelectionChanged.connect(self._selection_changed)
-        self.table.itemChanged.connect(self._item_changed)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.label_edited.connect(self._label_edited)
         self.refresh_button.clicked.connect(self.refresh)
         self.argmax_button.clicked.connect(self.add_argmax_layer)
         self.state.session_changed.connect(self.refresh)
         self.state.selection_changed.connect(self._follow_selection)
         self.state.correlations_changed.connect(self.refresh)
         if self.state.session is not None:
-            self.refresh()
+            self.refresh_now()
 
     def refresh(self) -> None:
-        """Recompute the statistics over the tiles computed so far and refill the table."""
+        """Recompute the statistics over the tiles computed so far (off the UI thread), then show them."""
         session = self.state.session
         if session is None or not session.n_features:
-            self.table.setRowCount(0)
+            self._show(session, None)
+            return
+        if self._refreshing is not None:  # one at a time; the last request is served after it
+            self._refresh_again = True
+            return
+
+        def done(table) -> None:
+            self._refreshing = None
+            if self.state.session is session:
+                self._show(session, table)
+            if self._refresh_again:
+                self._refresh_again = False
+                self.refresh()
+
+        def failed(_exc) -> None:
+            self._refreshing = None
+
+        self._refreshing = run_in_background(session.feature_table, on_done=done, on_error=failed)
+
+    def refresh_now(self) -> None:
+        """Recompute and show the statistics at once, on this thread (tests, scripts, the demo)."""
+        session = self.state.session
+        has_features = session is not None and session.n_features
+        self._show(session, session.feature_table() if has_features else None)
+
+    def _show(self, session, table) -> None:
+        """Fill the table from ``table`` (None: no model or no SAE); selection, sort and filters kept."""
+        if table is None:
+            self.model.set_table(_EMPTY)
+            self._hidden = set()
             self.summary.setText(NO_MODEL if session is None else NO_SAE)
             return
-        table = session.feature_table()
-        self._dead = set(table.feature[table.frequency <= 0].astype(int))
-        self._stable = set(table.feature[table.stability_r >= STABLE_R].astype(int))
         self.stable_only.setEnabled(session.stability is not None)
         if session.stability is None:
             self.stable_only.setChecked(False)
-        selected = set(self.state.selected)
         self._filling = True
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(table))
-        for row, record in enumerate(table.itertuples(index=False)):
-            values = record._asdict()
-            for column, name in enumerate(COLUMNS):
-                value = values[name]
-                if name == "label":
-                    item = QTableWidgetItem(str(value))
-                elif name == "top_gene":
-                    item = NumericItem(np.nan, str(value))
-                    item.setData(Qt.ItemDataRole.UserRole, None)
-                elif name == "feature":
-                    item = NumericItem(value, feature_name(value))
-                else:
-                    item = NumericItem(value, "" if np.isnan(value) else f"{value:.3g}")
-                self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
+        if self.model.set_table(table):  # other features: a reset, rows and widths anew
+            self._hidden = set()
+            self.table.resizeColumnsToContents()
+            self._reselect(set(self.state.selected))
         self._filling = False
         self.apply_filter(self.search.text())  # and the summary line
-        self._reselect(selected)
 
     def _summarise(self) -> None:
         session = self.state.session
         computed = int(session.activated().sum())
-        dead = f"; {len(self._dead)} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
+        dead = int((self.model.column("frequency") <= 0).sum())
+        dead = f"; {dead} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
         self.summary.setText(f"{session.n_features} features over {computed}/{session.n_tiles} computed tiles{dead}")
 
     def _tiles_computed(self, _indices=None) -> None:
@@ -200,30 +201,36 @@ class FeatureBrowser(Panel, QWidget):
             self._stats_timer.start()
 
     def feature_at(self, row: int) -> int:
-        return int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+        return self.model.feature_at(row)
 
     def row_of(self, feature: int) -> int:
         """The row showing ``feature`` (StopIteration when the table does not list it)."""
-        return next(r for r in range(self.table.rowCount()) if self.feature_at(r) == feature)
+        return self.model.row_of(feature)
 
     def apply_filter(self, text: str) -> None:
-        text = text.strip().lower()
-        hide_dead = self.hide_dead.isChecked()
-        for row in range(self.table.rowCount()):
-            haystack = " ".join(
-                self.table.item(row, c).text().lower() for c in (0, LABEL_COLUMN, COLUMNS.index("top_gene"))
-            )
-            feature = self.feature_at(row)
-            hidden = (hide_dead and feature in self._dead) or (
-                self.stable_only.isChecked() and feature not in self._stable
-            )
-            self.table.setRowHidden(row, hidden or (bool(text) and text not in haystack))
+        """Hide the rows the search and the check boxes leave out (only rows whose state changes are touched)."""
+        model, text = self.model, text.strip().lower()
+        features = model.features
+        hidden = np.zeros(len(features), bool)
+        if self.hide_dead.isChecked():
+            hidden |= model.column("frequency") <= 0
+        if self.stable_only.isChecked():
+            hidden |= ~(np.nan_to_num(model.column("stability_r").astype(float), nan=-1.0) >= STABLE_R)
+        if text:
+            names = np.char.add("f", features.astype(str))
+            haystack = np.char.add(np.char.add(names, " "), model.column("label").astype(str))
+            haystack = np.char.lower(np.char.add(np.char.add(haystack, " "), model.column("top_gene").astype(str)))
+            hidden |= np.char.find(haystack, text) < 0
+        wanted = set(features[hidden].tolist())
+        for feature in wanted ^ self._hidden:
+            self.table.setRowHidden(model.row_of(feature), feature in wanted)
+        self._hidden = wanted
         if self.state.session is not None and self.state.session.n_features:
             self._summarise()
 
     def visible_features(self) -> list[int]:
         """Features of the rows shown, in the table's order."""
-        return [self.feature_at(r) for r in range(self.table.rowCount()) if not self.table.isRowHidden(r)]
+        return [f for f in self.model.features_in_view_order().tolist() if f not in self._hidden]
 
     def step(self, direction: int) -> None:
         """Paint the next (+1) or previous (-1) shown feature after the current one, alone."""
@@ -241,7 +248,7 @@ class FeatureBrowser(Panel, QWidget):
             row = self.row_of(feature)
         except StopIteration:
             return
-        self.table.scrollToItem(self.table.item(row, 0))
+        self.table.scrollTo(self.model.index(row, 0))
 
     def select_features(self, features: list[int]) -> None:
         """Select these rows (as a click would); their heatmaps are painted."""
@@ -254,13 +261,18 @@ class FeatureBrowser(Panel, QWidget):
         self.table.setSelectionMode(mode)
 
     def _reselect(self, features: set[int]) -> None:
-        self.table.blockSignals(True)
-        self.select_features(sorted(features))
-        self.table.blockSignals(False)
+        """Select these rows without telling the state (it already has them)."""
+        filling, self._filling = self._filling, True
+        try:
+            self.select_features(sorted(features))
+        finally:
+            self._filling = filling
 
-    def _selection_changed(self) -> None:
+    def _selection_changed(self, *_args) -> None:
+        if self._filling:
+            return
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        current = self.table.currentRow()
+        current = self.table.currentIndex().row()
         features = [self.feature_at(r) for r in rows]
         clicked = self.feature_at(current) if current in rows else None
         self.state.select(features, current=clicked)
@@ -273,14 +285,17 @@ class FeatureBrowser(Panel, QWidget):
     def _selected_rows_features(self) -> list[int]:
         return [self.feature_at(i.row()) for i in self.table.selectionModel().selectedRows()]
 
-    def _item_changed(self, item: QTableWidgetItem) -> None:
-        if self._filling or item.column() != LABEL_COLUMN:
-            return
+    def set_label(self, feature: int, label: str) -> None:
+        """Name a feature (what typing in the label column does): saved beside the SAE, shown everywhere."""
+        self._label_edited(feature, label)
+
+    def _label_edited(self, feature: int, label: str) -> None:
         try:
-            self.state.session.set_label(self.feature_at(item.row()), item.text())
+            self.state.session.set_label(feature, label)
         except PathsaeError as exc:
             report_error(exc)
             return
+        self.model.set_label(feature, label.strip())
         self.state.labels_changed.emit()
 
     def add_argmax_layer(self):
@@ -309,6 +324,9 @@ class FeatureBrowser(Panel, QWidget):
         rows = [(int(r.index), [r.feature, str(r.tiles)]) for r in counts.itertuples(index=False)]
         fill_legend(self.argmax_legend, layer, rows)
         self.argmax_legend.setVisible(True)
+
+
+_EMPTY = pd.DataFrame({name: [] for name in COLUMNS})
 
 
 def argmax_layer_data(session) -> tuple:
