@@ -182,6 +182,12 @@ def test_the_feature_table_keeps_selection_and_search_through_refreshes_computed
     browser.search.setText("")
     assert len(browser.visible_features()) == session.n_features and browser.visible_features()[0] == last
     qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)  # the painted features' layers are in
+    # before any tile is computed nothing is known to be "never active": every row shows
+    computed = session.computer.activations.copy()
+    session.computer.activations[:] = np.nan
+    browser.refresh_now()
+    assert len(browser.visible_features()) == session.n_features and "never active" not in browser.summary.text()
+    session.computer.activations[:] = computed
 
 
 @pytest.fixture

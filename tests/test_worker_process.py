@@ -64,6 +64,25 @@ def test_tiles_computed_in_the_worker_match_the_cli_and_it_survives_being_killed
     assert not session.computer.remote.alive  # closing the session ends its worker
 
 
+def test_a_script_without_a_main_guard_gets_its_worker_and_is_not_run_twice(tmp_path):
+    """The worker is spawned: without care it re-runs the caller's script (a second viewer, a Load that never
+    answers). A plain script with no ``if __name__ == "__main__":`` computes its tiles, its top level run once."""
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "from napari_pathsae.engine.session import ExplorerSession\n"
+        "from napari_pathsae.engine.embed import EmbedOptions\n"
+        "from napari_pathsae.data.tiles import TileGeometry\n"
+        "print('top level', flush=True)\n"
+        f"options = EmbedOptions(geometry=TileGeometry.from_options(tile_um=112), slide_mpp=0.69)\n"
+        f"s = ExplorerSession.load({str(HER2ST_HE)!r}, {str(tmp_path / 's.zarr')!r}, {TINY_ENCODER!r}, None, options,"
+        " dtype='fp32', worker_process=True)\n"
+        "s.compute([1, 2]); print('computed', int(s.embedded.sum()), flush=True); s.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["top level", "computed 2"]
+
+
 def test_a_bad_encoder_fails_in_one_line_and_leaves_no_worker(tmp_path):
     import multiprocessing
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -73,16 +74,22 @@ class TileWorkerProcess:
         self._conn, child = context.Pipe()
         self._lock = threading.Lock()  # one request at a time on the pipe
         self.process = context.Process(target=_serve, args=(spec, child), name="pathsae-tiles", daemon=True)
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child.close()
         self.encoder = self._ready()
 
     def _ready(self) -> RemoteEncoder:
         import torch
 
-        if not self._conn.poll(START_TIMEOUT_S):
-            self.stop()
-            raise PathsaeError(f"the inference worker did not start within {START_TIMEOUT_S:.0f} s")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._conn.poll(0.5):
+            if not self.process.is_alive():  # died while starting: say so now, not after the timeout
+                self.process.join(5)
+                raise PathsaeError(f"the inference worker exited while starting (code {self.process.exitcode})")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PathsaeError(f"the inference worker did not start within {START_TIMEOUT_S:.0f} s")
         kind, payload = self._receive()
         if kind != "ready":
             self.stop()
@@ -137,6 +144,23 @@ class TileWorkerProcess:
                 self.process.kill()
                 self.process.join(5)
         self._conn.close()
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """The spawned worker does not re-run the caller's script: it needs nothing from ``__main__`` (its target
+    and arguments live in this package), and a script driving napari without an ``if __name__ ==
+    "__main__":`` guard would otherwise open a second viewer in the worker and never answer."""
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__spec__", "__file__") if main and name in main.__dict__}
+    try:
+        if main is not None:
+            main.__spec__ = None
+            main.__dict__.pop("__file__", None)
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
 
 
 def _error(detail: dict) -> Exception:

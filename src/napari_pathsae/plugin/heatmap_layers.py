@@ -23,13 +23,13 @@ if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a pane
     from ..engine.session import ExplorerSession
 
 #: Hues of successive selected features.
-HUES = {
+HUES = {  # no magenta or purple: on H&E's eosin pink and haematoxylin purple they could hardly be seen
     "yellow": (1.0, 0.9, 0.0),
     "cyan": (0.0, 0.9, 1.0),
-    "magenta": (1.0, 0.0, 1.0),
     "lime": (0.3, 1.0, 0.0),
     "orange": (1.0, 0.5, 0.0),
     "blue": (0.2, 0.4, 1.0),
+    "red": (0.9, 0.0, 0.0),
 }
 
 

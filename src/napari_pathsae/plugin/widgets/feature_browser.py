@@ -116,6 +116,7 @@ class FeatureBrowser(Panel, QWidget):
         self._hidden: set[int] = set()  # features whose row is hidden now
         self._refreshing = None  # the background statistics in flight
         self._refresh_again = False
+        self._session_shown = None  # the session whose statistics the table shows
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
@@ -169,6 +170,7 @@ class FeatureBrowser(Panel, QWidget):
     def _show(self, session, table) -> None:
         """Fill the table from ``table`` (None: no model or no SAE); selection, sort and filters kept."""
         if table is None:
+            self._session_shown = session
             self.model.set_table(_EMPTY)
             self._hidden = set()
             self.summary.setText(NO_MODEL if session is None else NO_SAE)
@@ -181,14 +183,19 @@ class FeatureBrowser(Panel, QWidget):
             self._hidden = set()
             self.table.resizeColumnsToContents()
             self._reselect(set(self.state.selected))
+        elif session is not self._session_shown:  # the same SAE loaded again: its selection starts anew
+            self._reselect(set(self.state.selected))
+        self._session_shown = session
         self._filling = False
         self.apply_filter(self.search.text())  # and the summary line
 
     def _summarise(self) -> None:
         session = self.state.session
         computed = int(session.activated().sum())
-        dead = int((self.model.column("frequency") <= 0).sum())
-        dead = f"; {dead} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
+        frequency = self.model.column("frequency")
+        dead = f"; {int((frequency <= 0).sum())} never active" + (" (hidden)" if self.hide_dead.isChecked() else "")
+        if not (frequency > 0).any():  # statistics of no computed tile yet: nothing is known to be dead
+            dead = ""
         self.summary.setText(f"{session.n_features} features over {computed}/{session.n_tiles} computed tiles{dead}")
 
     def _tiles_computed(self, _indices=None) -> None:
@@ -212,8 +219,9 @@ class FeatureBrowser(Panel, QWidget):
         model, text = self.model, text.strip().lower()
         features = model.features
         hidden = np.zeros(len(features), bool)
-        if self.hide_dead.isChecked():
-            hidden |= model.column("frequency") <= 0
+        frequency = model.column("frequency")
+        if self.hide_dead.isChecked() and (frequency > 0).any():  # none active: nothing computed yet, hide none
+            hidden |= frequency <= 0
         if self.stable_only.isChecked():
             hidden |= ~(np.nan_to_num(model.column("stability_r").astype(float), nan=-1.0) >= STABLE_R)
         if text:
