@@ -9,7 +9,7 @@ import contextlib
 import napari.viewer
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -77,6 +77,7 @@ class FeatureBrowser(Panel, QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # f0, f1, … until the user sorts
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumHeight(TABLE_MIN_PX)
         self.search.setToolTip("type a feature number (f12), a label or a gene to filter the rows")
