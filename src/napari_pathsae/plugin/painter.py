@@ -11,6 +11,7 @@ composite on the next event-loop turn; tiles arriving repaint it at most once pe
 from __future__ import annotations
 
 import numpy as np
+from napari.layers import Image
 from qtpy.QtCore import QTimer
 
 from ..names import LayerKind
@@ -122,10 +123,11 @@ class HeatmapPainter:
         if self._shown and self.composite() is None:
             missing = session.missing()
             data, kwargs, _ = heatmaps_layer(session, self._rgba(missing))
-            layer = viewer.add_image(data, **kwargs)
+            layer = Image(data, **kwargs)
+            read_tiles_on_hover(layer, lambda rowcol: self.hover_text(rowcol, self._shown))  # before napari asks
+            viewer.add_layer(layer)
             show_legend(layer, NOT_COMPUTED_RGBA, colorbar=False)
             self._name_composite(layer, missing)
-            read_tiles_on_hover(layer, lambda rowcol: self.hover_text(rowcol, self._shown))
         elif self._to_remove:
             viewer.layers.remove(self._to_remove.pop())
         elif self._to_add:
@@ -133,8 +135,9 @@ class HeatmapPainter:
             if feature not in self.heatmaps():
                 position = self._shown.index(feature)
                 data, kwargs, _ = heatmap_layer(session, feature, position, self._grids.get(feature))
-                layer = viewer.add_image(data, **kwargs)
+                layer = Image(data, **kwargs)
                 read_tiles_on_hover(layer, lambda rowcol, layer=layer: self.hover_text(rowcol, [_feature_of(layer)]))
+                viewer.add_layer(layer)  # active at once: napari asks its status as it lands
                 for setting in DRAWN_SETTINGS:
                     getattr(layer.events, setting).connect(self._schedule_repaint)
                 self._show(layer)
