@@ -34,6 +34,7 @@ from .._version import __version__
 from ..errors import PathsaeError
 from ..io.slides import Slide
 from .tiles import GRID_LAYOUT, TileGeometry, TileGrid
+from .viewport import tile_lookup
 
 FORMAT = "napari-pathsae/tiles-v1"
 CHUNK_TILES = 512
@@ -286,8 +287,7 @@ class TileStore:
         the one with the nearest centre where tiles overlap (or, off every cell, a tile containing it); -1 where
         no tile does."""
         index = self.grid_index
-        lookup = np.full(index.max(axis=0) + 1, -1, dtype=np.int64)
-        lookup[index[:, 0], index[:, 1]] = np.arange(len(index))
+        lookup = tile_lookup(index, tuple(index.max(axis=0) + 1))
         xy = np.nan_to_num(np.asarray(xy, dtype=float), nan=-np.inf)
         found = self._cell_tile(lookup, xy)
         margin = (self.tile_side0 - self.grid_step0) / 2  # overlapping tiles reach this far past their cells

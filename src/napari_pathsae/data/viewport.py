@@ -66,6 +66,13 @@ def tiles_in_view(grid_index: np.ndarray, placement: GridPlacement, box: np.ndar
     return index[np.argsort(distance, kind="stable")]
 
 
+def tile_lookup(grid_index: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) int: the tile at each grid cell, -1 where there is none."""
+    lookup = np.full(grid_shape, -1, dtype=np.int64)
+    lookup[grid_index[:, 0], grid_index[:, 1]] = np.arange(len(grid_index))
+    return lookup
+
+
 def tile_value_grid(grid_index: np.ndarray, grid_shape: tuple[int, int], values: np.ndarray) -> np.ndarray:
     """(rows, cols) float32 image with each tile's value at its grid cell, NaN elsewhere."""
     image = np.full(grid_shape, np.nan, dtype=np.float32)

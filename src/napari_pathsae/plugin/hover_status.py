@@ -30,13 +30,6 @@ def read_tiles_on_hover(layer, describe: Callable[[np.ndarray], str]) -> None:
     layer.get_status = get_status
 
 
-def tile_lookup(grid_index: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) int: the tile at each grid cell, -1 where there is none."""
-    lookup = np.full(grid_shape, -1, dtype=np.int64)
-    lookup[grid_index[:, 0], grid_index[:, 1]] = np.arange(len(grid_index))
-    return lookup
-
-
 def tiles_text(session, lookup: np.ndarray, rowcol: np.ndarray, features: list[int]) -> str:
     """What hovering ``rowcol`` (world) says: the tile and each feature's activation there."""
     cell = np.floor(session.placement.world_to_grid(rowcol)).astype(int)

@@ -14,6 +14,7 @@ import numpy as np
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 
+from ..data.viewport import tile_lookup
 from ..names import LayerKind
 from .heatmap_layers import (
     HEATMAPS_LAYER,
@@ -32,7 +33,7 @@ from .heatmap_layers import (
     show_legend,
     tile_labels_layer,
 )
-from .hover_status import read_tiles_on_hover, tile_lookup, tiles_text
+from .hover_status import read_tiles_on_hover, tiles_text
 from .layers import raster_of, shown_limits
 
 #: The composite is repainted at most this often while tiles arrive (each repaint is one texture upload

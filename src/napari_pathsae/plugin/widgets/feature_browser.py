@@ -180,11 +180,11 @@ class FeatureBrowser(Panel, QWidget):
         if session.stability is None:
             self.stable_only.setChecked(False)
         self._filling = True
-        if self.model.set_table(table):  # other features: a reset, rows and widths anew
+        reset = self.model.set_table(table)  # other features: a reset, rows and widths anew
+        if reset:
             self._hidden = set()
             self.table.resizeColumnsToContents()
-            self._reselect(set(self.state.selected))
-        elif session is not self._session_shown:  # the same SAE loaded again: its selection starts anew
+        if reset or session is not self._session_shown:  # the same SAE loaded again: its selection starts anew
             self._reselect(set(self.state.selected))
         self._session_shown = session
         self._filling = False
