@@ -8,7 +8,9 @@ fresh store, so it has as much to compute). Each click (Open, add a panel,
 load, select 1 and 5 features, argmax, concepts, new region layer, export) is timed from its handler
 to the event loop's next turn; the work it started in the background is timed apart.
 
-usage: python benchmarks/viewer_responsiveness.py WORK_DIR [--encoder E] [--moves N] [--out DIR]
+With --diagnose, two more phases say what computing costs beyond napari alone (see ``diagnosis``).
+
+usage: python benchmarks/viewer_responsiveness.py WORK_DIR [--encoder E] [--moves N] [--diagnose] [--out DIR]
 (WORK_DIR holds sae/ as the tests' her2st_model fixture makes it, trained on that encoder's embeddings)
 """
 
@@ -28,6 +30,7 @@ from measure import save
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
+import napari_pathsae.plugin.painter as painter_module
 from napari_pathsae.plugin.painter import HeatmapPainter
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.viewport_worker import ViewportWorker, camera_of
@@ -53,6 +56,25 @@ def timed(owner, name: str, key: str) -> None:
             SLOTS[key].append((time.perf_counter() - start) * 1000)
 
     setattr(owner, name, wrapper)
+
+
+#: (end, ms) of every canvas draw (vispy's paintGL: napari's whole scene, under software GL the bulk of a frame).
+FRAMES: list[tuple[float, float]] = []
+
+
+def time_frames() -> None:
+    from vispy.app.backends._qt import CanvasBackendDesktop
+
+    original = CanvasBackendDesktop.paintGL
+
+    def paint(self):
+        start = time.perf_counter()
+        try:
+            return original(self)
+        finally:
+            FRAMES.append((time.perf_counter(), (time.perf_counter() - start) * 1000))
+
+    CanvasBackendDesktop.paintGL = paint
 
 
 def pump(seconds: float) -> None:
@@ -94,10 +116,9 @@ def pan(viewer, state, seed: int, moves: int) -> dict:
         pump(0.4)
     seconds = time.perf_counter() - start
     heartbeat.stop()
-    return _gap_summary(np.asarray(gaps[1:]), seconds, int(state.session.activated().sum()) - before)
-
-
-def _gap_summary(beats: np.ndarray, seconds: float, computed: int) -> dict:
+    beats = np.asarray(gaps[1:])
+    frames = np.asarray([ms for end, ms in FRAMES if end >= start] or [0.0])
+    computed = int(state.session.activated().sum()) - before
     return {
         "seconds": round(seconds, 1),
         "gap_p50_ms": round(float(np.percentile(beats, 50)), 1),
@@ -105,6 +126,9 @@ def _gap_summary(beats: np.ndarray, seconds: float, computed: int) -> dict:
         "gap_max_ms": round(float(beats.max()), 1),
         "gaps_over_50ms": int((beats > 50).sum()),
         "ticks": len(beats),
+        "frames": len(frames),
+        "frame_p50_ms": round(float(np.percentile(frames, 50)), 1),
+        "frame_p95_ms": round(float(np.percentile(frames, 95)), 1),
         "tiles_computed": computed,
         "tiles_per_s": round(computed / seconds, 1),
     }
@@ -136,13 +160,55 @@ def busy_process() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> dict:
+def pan_computing(viewer, model, store: Path, moves: int) -> dict:
+    """Five heatmaps panned over the second set of places while their tiles compute into ``store`` (fresh)."""
+    state = state_for(viewer)
+    model.store.value = store  # tiles left to compute, as many as in the first computing phase
+    session = state.session
+    model.load_button.clicked()
+    wait_for(lambda: state.session is not session)
+    state.select([0, 1, 2, 3, 4])
+    wait_for(lambda: state.painter.settled)
+    state.worker.follow_view(True)
+    try:
+        return pan(viewer, state, 2, moves)
+    finally:
+        state.worker.follow_view(False)
+        state.worker.wait_idle()
+
+
+def diagnosis(viewer, model, store: Path, moves: int) -> dict:
+    """What the computing phase's extra cost is made of: the cores shared with a torch process (cached
+    heatmaps beside a niced one-thread matmul loop), and the painter's repaints while the camera moves
+    (computing with the moving throttle off)."""
+    state, phases = state_for(viewer), {}
+    loop = (
+        "import os, torch; os.nice(10); torch.set_num_threads(1); a, w = torch.randn(4096, 192), torch.randn(192, 768)"
+        "\nwhile True: (a @ w).relu_() @ w.T"
+    )
+    torch_process = subprocess.Popen([sys.executable, "-c", loop])
+    try:
+        time.sleep(3)  # torch imported, the loop running
+        phases["cached_beside_niced_torch"] = pan(viewer, state, 1, moves)
+    finally:
+        torch_process.kill()
+    throttle = painter_module.REFRESH_MOVING_MS
+    painter_module.REFRESH_MOVING_MS = painter_module.REFRESH_MS
+    try:
+        phases["computing_unthrottled"] = pan_computing(viewer, model, store.with_name("unthrottled.zarr"), moves)
+    finally:
+        painter_module.REFRESH_MOVING_MS = throttle
+    return phases
+
+
+def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, diagnose: bool = False) -> dict:
     timed(HeatmapPainter, "refresh_now", "painter.refresh")
     timed(HeatmapPainter, "paint", "painter.paint")
     timed(HeatmapPainter, "settle", "painter.settle")
     timed(FeatureBrowser, "_show", "browser.show")  # the UI-thread part of a refresh
     timed(ModelPanel, "_tiles_computed", "model_panel.tiles_computed")
     timed(ViewportWorker, "request_view", "worker.request_view")
+    time_frames()
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
     clicks, background = {}, {}
@@ -183,18 +249,11 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40) -> 
         state.select([])
         wait_for(lambda: state.painter.settled)
         heartbeat["busy_napari_alone"] = pan(viewer, state, 0, moves)
-        model.store.value = store.with_name("fresh_busy.zarr")  # tiles left to compute, as in the idle run
-        session = state.session
-        model.load_button.clicked()
-        wait_for(lambda: state.session is not session)
-        state.select([0, 1, 2, 3, 4])
-        wait_for(lambda: state.painter.settled)
-        state.worker.follow_view(True)
-        heartbeat["busy_heatmaps_while_computing"] = pan(viewer, state, 2, moves)
-        state.worker.follow_view(False)
-        state.worker.wait_idle()
+        heartbeat["busy_heatmaps_while_computing"] = pan_computing(viewer, model, store.with_name("busy.zarr"), moves)
     finally:
         hog.kill()
+    if diagnose:
+        heartbeat.update(diagnosis(viewer, model, store, moves))
     clicks["argmax"] = click_ms(browser.add_argmax_layer)
     background["argmax_s"] = wait_for(lambda: "pathsae argmax feature" in viewer.layers)
     clicks["concepts"] = click_ms(concepts.run)
@@ -234,5 +293,6 @@ if __name__ == "__main__":
     parser.add_argument("--encoder", default="vit_tiny_patch16_224")
     parser.add_argument("--moves", type=int, default=40)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--diagnose", action="store_true", help="also: beside a torch process; repaints unthrottled")
     args = parser.parse_args()
-    save("viewer_responsiveness", main(args.work, args.encoder, args.moves), args.out)
+    save("viewer_responsiveness", main(args.work, args.encoder, args.moves, args.diagnose), args.out)

@@ -190,9 +190,10 @@ def test_napari_yaml_reader_patterns_are_the_backends_suffixes():
     from napari_pathsae.io.backends import slide_suffixes
 
     manifest = yaml.safe_load((Path(__file__).parents[1] / "napari.yaml").read_text())
-    patterns = set(manifest["contributions"]["readers"][0]["filename_patterns"])
+    patterns = manifest["contributions"]["readers"][0]["filename_patterns"]
     expected = {f"*{s}" for s in slide_suffixes()} | {"*.h5ad", "*"}  # .h5ad: Visium; "*": Visium folders
-    assert patterns == expected
+    assert set(patterns) == expected
+    assert len(patterns) == len(expected), "a pattern is listed twice"
 
 
 def test_the_numpy_backend_opens_exact_pixels_and_refuses_other_arrays(tmp_path):

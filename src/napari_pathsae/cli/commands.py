@@ -160,9 +160,16 @@ def _train(args: argparse.Namespace) -> None:
         str(choose_device(args.device)),
     )  # fmt: skip
 
+    from .progress import throttled_printer
+
+    def describe(event: tuple) -> tuple[str, bool]:
+        step, steps, parts = event
+        return f"train: step {step}/{steps}, mse {parts.get('mse', float('nan')):.4f}", step == steps
+
+    printer = throttled_printer(describe)  # a line every 10 s in a log, rewritten every 0.5 s on a terminal
+
     def show(step: int, steps: int, parts: dict) -> None:
-        if step == steps or step % 500 == 1:
-            print(f"train: step {step}/{steps}, mse {parts.get('mse', float('nan')):.4f}", file=sys.stderr)
+        printer((step, steps, parts))
 
     from ..data.cohort import expand_stores
 

@@ -88,7 +88,8 @@ def train_to_folder(
     extra = {
         "encoder": first,
         "stores": [str(s.path.resolve()) for s in opened],
-        "training": dict(vars(options)),
+        # the batch used (a small store trains on smaller batches than asked: train_sae), and the one asked for
+        "training": {**vars(options), "batch_size": metrics["batch_size"], "batch_size_asked": options.batch_size},
         "metrics": metrics,
         "package_version": __version__,
     }

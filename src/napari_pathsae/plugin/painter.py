@@ -10,6 +10,8 @@ composite on the next event-loop turn; tiles arriving repaint it at most once pe
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from napari.layers import Image
 from qtpy.QtCore import QTimer
@@ -35,10 +37,15 @@ from .heatmap_layers import (
 )
 from .hover_status import read_tiles_on_hover, tiles_text
 from .layers import raster_of, shown_limits
+from .viewport_worker import camera_of
 
 #: The composite is repainted at most this often while tiles arrive (each repaint is one texture upload
 #: and one frame: under software GL a frame of the slide and the composite takes 30-60 ms).
 REFRESH_MS = 500
+#: ... and at most this often while the camera moves: each repaint's frame comes on top of the pan's own frames.
+REFRESH_MOVING_MS = 1500
+#: The camera counts as moving this long after its last change.
+MOVING_S = 0.6
 #: Events of a feature's layer that change what the composite draws.
 DRAWN_SETTINGS = ("visible", "opacity", "colormap", "contrast_limits")
 
@@ -60,6 +67,10 @@ class HeatmapPainter:
         state.tiles_computed.connect(self.refresh)
         state.labels_changed.connect(self.rename)
         state.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._moved_at = 0.0  # when the camera last moved (time.monotonic)
+        camera = camera_of(state.viewer)
+        camera.events.center.connect(self._camera_moved)
+        camera.events.zoom.connect(self._camera_moved)
 
     def layers_of(self, kind: str) -> list:
         """This session's layers of ``kind`` in the viewer."""
@@ -231,7 +242,11 @@ class HeatmapPainter:
     def refresh(self, _indices: np.ndarray | None = None) -> None:
         """Read the shown features' grids again and repaint, soon (at most once per REFRESH_MS)."""
         if self.state.session is not None and not self._timer.isActive():
-            self._timer.start()
+            moving = time.monotonic() - self._moved_at < MOVING_S
+            self._timer.start(REFRESH_MOVING_MS if moving else REFRESH_MS)
+
+    def _camera_moved(self, _event=None) -> None:
+        self._moved_at = time.monotonic()
 
     def refresh_now(self) -> None:
         """Read the grids again and repaint at once (tests, scripts)."""

@@ -5,6 +5,7 @@ with thousands of features a refresh costs the UI thread what a screenful of row
 """
 
 import contextlib
+import re
 
 import napari.viewer
 import numpy as np
@@ -50,6 +51,8 @@ HEADER_TIPS = [
 ]
 #: While tiles arrive, the statistics are recomputed at most this often.
 STATS_REFRESH_MS = 2000
+#: A search that names a feature ("f12", "12") shows that feature alone; other text matches labels and genes.
+FEATURE_NAME = re.compile(r"f?\d+")
 #: The table keeps room for about eight rows however the docks are arranged.
 TABLE_MIN_PX = 180
 #: Rows of the argmax map's legend (the features that win the most tiles).
@@ -225,7 +228,9 @@ class FeatureBrowser(Panel, QWidget):
             hidden |= frequency <= 0
         if self.stable_only.isChecked():
             hidden |= ~(np.nan_to_num(model.column("stability_r").astype(float), nan=-1.0) >= STABLE_R)
-        if text:
+        if FEATURE_NAME.fullmatch(text):  # "f12" or "12": that feature, not f120-f129 too
+            hidden |= features != int(text.lstrip("f"))
+        elif text:
             names = np.char.add("f", features.astype(str))
             haystack = np.char.add(np.char.add(names, " "), model.column("label").astype(str))
             haystack = np.char.lower(np.char.add(np.char.add(haystack, " "), model.column("top_gene").astype(str)))

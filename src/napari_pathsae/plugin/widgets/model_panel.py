@@ -25,6 +25,7 @@ from ...engine.session import ExplorerSession
 from ...errors import Cancelled, PathsaeError
 from ...io.visium import open_visium
 from ...models.encoders import PRESETS
+from ...models.encoders.device import DTYPES
 from ...models.sae import architectures
 from ...models.sae.train import SECTION_DEFAULTS, TrainOptions
 from ...names import LayerKind
@@ -88,6 +89,12 @@ class ModelPanel(Panel, Container):
         self.device = ComboBox(
             label="Device", choices=["auto", "cpu", "cuda", "mps"], value="auto", tooltip="auto: a GPU when present"
         )
+        self.dtype = ComboBox(
+            label="Precision", choices=["auto", *DTYPES], value="auto",
+            tooltip="auto: bf16 where the GPU or CPU does it natively, else fp32. In bf16 a tile's embedding varies "
+            "slightly with the tiles batched beside it, so a store computed here and one from `pathsae embed` can "
+            "differ near a TopK threshold; fp32 gives the same numbers whatever the batch",
+        )  # fmt: skip
         self.load_button = PushButton(text="Load model", tooltip="load the encoder (and SAE) and open the store")
         self.model_info = Label(value="no model loaded", tooltip="the encoder, its weights and the SAE in use")
         self.follow_view = CheckBox(
@@ -137,8 +144,8 @@ class ModelPanel(Panel, Container):
         super().__init__(
             widgets=[
                 self.slide_layer, self.spots_layer, row(self.encoder, self.imported, labels=True), self.sae_dir,
-                self.store,
-                row(self.tile_um, self.device, labels=True), self.patch_tokens, self.load_button, self.model_info,
+                self.store, row(self.tile_um, self.device, self.dtype, labels=True), self.patch_tokens,
+                self.load_button, self.model_info,
                 self.follow_view, row(self.whole_slide_button, self.cancel_slide_button), self.restart_button,
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
                 row(self.train_button, self.cancel_train_button), self.train_progress, self.save_button, self.status,
@@ -218,6 +225,7 @@ class ModelPanel(Panel, Container):
             "sae_dir": sae,
             "options": options,
             "device": self.device.value,
+            "dtype": self.dtype.value,
             "spots": spots,
             "spots_mpp": spots_mpp,
             "imported": imported,
@@ -471,6 +479,7 @@ def _open_session(arguments: dict) -> ExplorerSession:
         arguments["sae_dir"],
         arguments["options"],
         device=arguments["device"],
+        dtype=arguments["dtype"],
         worker_process=True,  # a crash or a busy encoder never takes napari with it
         # offline, a preset still opens, with random weights: the panel's status line says so in capitals
         allow_random=True,
