@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -468,20 +469,21 @@ def test_hundreds_of_view_changes_removed_layers_and_closing_mid_inference(lazy_
     assert TileStore.open(tmp_path / "lazy.zarr").n_tiles == session.computer.n_tiles  # the store stays readable
 
 
-def test_napari_region_drawing_compiles_off_the_ui_thread_as_the_plugin_opens(make_napari_viewer, qtbot, monkeypatch):
-    """On a fresh install napari's first Shapes layer compiles numba code (4.7 s of a frozen window, measured):
-    the plugin's first panel starts that compile on a worker thread, long before "New region layer"."""
+def test_first_clicks_work_is_done_off_the_ui_thread_as_the_plugin_opens(make_napari_viewer, qtbot, monkeypatch):
+    """On a fresh install napari's first Shapes layer compiles numba code (4.7 s of a frozen window, measured)
+    and the Model panel imports torch (2-4 s): the plugin's first panel starts both on a thread."""
     from napari.layers.shapes import _accelerated_triangulate_dispatch as shapes_numba
 
-    from napari_pathsae.plugin import exploration_io
-    from napari_pathsae.plugin import state as state_module
+    from napari_pathsae.plugin import warm_up
 
     threads = []
-    real = exploration_io.warm_up_region_drawing
-    monkeypatch.setattr(state_module, "_WARMED", False)
-    monkeypatch.setattr(exploration_io, "warm_up_region_drawing", lambda: threads.append(threading.current_thread()))
+    monkeypatch.setattr(warm_up, "_started", False)
+    monkeypatch.setattr(warm_up, "warm_up", lambda: threads.append(threading.current_thread()))
     state_for(make_napari_viewer())
+    state_for(make_napari_viewer())  # once per process
     qtbot.waitUntil(lambda: bool(threads), timeout=10_000)
-    assert threads[0] is not threading.main_thread()
-    real()  # what it runs warms napari's own cache
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    warm_up.compile_region_drawing()  # what it runs warms napari's own cache
     assert shapes_numba.UNIVERSAL_CACHE_WARMUP
+    warm_up.import_engine()
+    assert set(warm_up.ENGINE_MODULES) <= set(sys.modules) and "torch" in sys.modules

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 
@@ -59,24 +58,3 @@ def on_gui_thread(slot: Callable) -> Callable:
 
     call.relay = relay  # keeps the QObject alive as long as the callback
     return call
-
-
-#: Imported once, off the UI thread, after the first slide opens: torch, timm and the engine take 2-4 s to import,
-#: which the Model panel would otherwise spend on the UI thread when it is added.
-WARM_UP_MODULES = ("napari_pathsae.engine.session", "napari_pathsae.models.sae.train", "napari_pathsae.models.encoders")
-_warmed = False
-
-
-def warm_up_engine_imports() -> None:
-    """Import the engine's heavy modules on a worker thread (once per process)."""
-    global _warmed
-    if _warmed:
-        return
-    _warmed = True
-    run_in_background(_import_engine)
-
-
-def _import_engine() -> None:
-    for name in WARM_UP_MODULES:
-        importlib.import_module(name)
-    importlib.import_module("napari_pathsae.models.torch_compat").import_timm()

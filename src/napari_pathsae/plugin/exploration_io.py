@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from ..data.exploration import Exploration, load_exploration, save_exploration
@@ -11,8 +9,6 @@ from ..names import LayerKind
 from .heatmap_layers import layer_kind
 from .layers import spot_values
 from .viewport_worker import camera_of
-
-log = logging.getLogger(__name__)
 
 #: Layer kinds whose display settings (visibility, opacity, contrast) are saved.
 SAVED_KINDS = tuple(k for k in LayerKind if k != LayerKind.PATCH_HEATMAP)
@@ -107,17 +103,6 @@ def _apply_layer_settings(viewer, saved: dict) -> None:
 
 
 REGION_LAYER = "pathsae region"
-
-
-def warm_up_region_drawing() -> None:
-    """Compile napari's Shapes triangulation (numba) now, on a worker thread: on a fresh install the first
-    region layer otherwise holds the UI thread while it compiles (4.7 s measured; viewer_responsiveness.py)."""
-    try:  # a private napari module: a napari without it, or a failed compile, just compiles at the first region
-        from napari.layers.shapes._accelerated_triangulate_dispatch import warmup_numba_cache
-
-        warmup_numba_cache()
-    except Exception:  # an optimisation only: logged, never a notification
-        log.warning("pathsae: napari's Shapes warm-up failed; the first region layer will compile it", exc_info=True)
 
 
 def add_region_layer(viewer, units: str, name: str = REGION_LAYER):

@@ -13,12 +13,12 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
 from ..names import LayerKind
 from .gl_context import guard_layer_removal
+from .warm_up import warm_up_once
 
 if TYPE_CHECKING:  # the engine (torch) loads when a model does, not when a panel opens
     from ..engine.session import ExplorerSession
 
 log = logging.getLogger(__name__)
-_WARMED = False  # napari's Shapes code compiled (once per process)
 #: Closing the window waits this long for background jobs (a cancelled training ends within 50 steps).
 BACKGROUND_WAIT_MS = 60_000
 
@@ -175,22 +175,8 @@ def state_for(viewer) -> ExplorerState:
         window = main_window(viewer)
         if window is not None:
             window.installEventFilter(state)
-        _warm_up_once()
+        warm_up_once()  # the engine imported, napari's Shapes compiled, before the first clicks need them
     return state
-
-
-def _warm_up_once() -> None:
-    """napari's first region layer compiles numba code: done on a thread as the plugin first opens. A plain
-    Python thread, not a Qt worker: it emits nothing, so closing napari mid-compile finds no deleted Qt
-    object (the interpreter waits the few seconds the compile has left)."""
-    global _WARMED
-    if not _WARMED:
-        import threading
-
-        from . import exploration_io
-
-        _WARMED = True
-        threading.Thread(target=exploration_io.warm_up_region_drawing, name="pathsae-shapes-warm-up").start()
 
 
 def main_window(viewer):

@@ -6,10 +6,10 @@ from pathlib import Path
 import napari.viewer
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
-from ..background import warm_up_engine_imports
 from ..gl_context import guard_layer_removal
 from ..heatmap_layers import show_legend
 from ..reader import layers_for
+from ..warm_up import warm_up_once
 from .fields import chosen_path
 from .panel import Panel, status_label
 
@@ -62,7 +62,7 @@ class OpenSampleWidget(Panel, Container):
         def opened(layers: list) -> None:
             self.open_button.enabled = True
             added = self._add(layers)
-            warm_up_engine_imports()  # the Model panel, added next, then opens at once
+            warm_up_once()  # the Model panel, added next, then opens at once
             if on_opened is not None:
                 on_opened(added)
 
