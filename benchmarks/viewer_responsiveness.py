@@ -11,6 +11,7 @@ to the event loop's next turn; the work it started in the background is timed ap
 With --diagnose, two more phases say what computing costs beyond napari alone (see ``diagnosis``).
 
 usage: python benchmarks/viewer_responsiveness.py WORK_DIR [--encoder E] [--moves N] [--diagnose] [--out DIR]
+       [--slide S --visium OUTS_OR_'' --mpp UM --tile-um UM --zoom Z]   (a held-out section; default her2st B4)
 (WORK_DIR holds sae/ as the tests' her2st_model fixture makes it, trained on that encoder's embeddings)
 """
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import napari
@@ -39,6 +41,21 @@ from napari_pathsae.plugin.widgets.model_panel import ModelPanel
 from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "her2st_B4"
+#: Where the pans go, as fractions of the slide's extent (rows, columns): on her2st B4, 2500-6000 µm by 1500-5500 µm.
+PAN_AREA = ((0.365, 0.876), (0.234, 0.86))
+
+
+@dataclass(frozen=True)
+class Section:
+    """What the journey opens and at which scale it looks (the default: her2st B4 and its spots)."""
+
+    slide: Path = DATA / "B4_HE.jpg"
+    visium: Path | None = DATA / "spaceranger_outs"
+    mpp: float = 0.69  # 0: the slide's metadata
+    tile_um: float = 112.0
+    zoom: float = 1.5  # screen px per µm of the pans
+
+
 SLOTS: dict[str, list[float]] = {
     "painter.refresh": [], "painter.paint": [], "painter.settle": [], "worker.request_view": [],
     "browser.show": [], "model_panel.tiles_computed": [],
@@ -94,8 +111,9 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def pan(viewer, state, seed: int, moves: int) -> dict:
-    """Pan to ``moves`` random places 0.4 s apart, with a 5 ms UI-thread heartbeat; its gaps in ms."""
+def pan(viewer, state, seed: int, moves: int, computing: bool = False) -> dict:
+    """Pan to ``moves`` random places 0.4 s apart, with a 5 ms UI-thread heartbeat; its gaps in ms.
+    ``computing``: then on until the first tile arrives (a few pans can end before it; 40 never do)."""
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -109,14 +127,19 @@ def pan(viewer, state, seed: int, moves: int) -> dict:
     heartbeat.start(5)
     rng = np.random.default_rng(seed)
     camera = camera_of(viewer)
+    low, high = np.asarray(viewer.layers.extent.world)[:, -2:]
+    (row_from, row_to), (col_from, col_to) = (low[i] + np.asarray(PAN_AREA[i]) * (high[i] - low[i]) for i in (0, 1))
     before = int(state.session.activated().sum())
-    start = time.perf_counter()
+    start = last[0] = time.perf_counter()
     for _ in range(moves):
-        camera.center = (0, float(rng.uniform(2500, 6000)), float(rng.uniform(1500, 5500)))
+        camera.center = (0, float(rng.uniform(row_from, row_to)), float(rng.uniform(col_from, col_to)))
         pump(0.4)
+    while computing and state.session.activated().sum() == before and time.perf_counter() - start < 120:
+        pump(0.1)
     seconds = time.perf_counter() - start
     heartbeat.stop()
-    beats = np.asarray(gaps[1:])
+    beat()  # the time since the last tick is a gap too (a stall over a whole short phase leaves no tick)
+    beats = np.asarray(gaps)
     frames = np.asarray([ms for end, ms in FRAMES if end >= start] or [0.0])
     computed = int(state.session.activated().sum()) - before
     return {
@@ -171,7 +194,7 @@ def pan_computing(viewer, model, store: Path, moves: int) -> dict:
     wait_for(lambda: state.painter.settled)
     state.worker.follow_view(True)
     try:
-        return pan(viewer, state, 2, moves)
+        return pan(viewer, state, 2, moves, computing=True)
     finally:
         state.worker.follow_view(False)
         state.worker.wait_idle()
@@ -201,7 +224,9 @@ def diagnosis(viewer, model, store: Path, moves: int) -> dict:
     return phases
 
 
-def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, diagnose: bool = False) -> dict:
+def main(
+    work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, diagnose: bool = False, section=Section()
+) -> dict:
     timed(HeatmapPainter, "refresh_now", "painter.refresh")
     timed(HeatmapPainter, "paint", "painter.paint")
     timed(HeatmapPainter, "settle", "painter.settle")
@@ -213,7 +238,7 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, dia
     viewer.window._qt_window.resize(1600, 1000)
     clicks, background = {}, {}
     opener = OpenSampleWidget(viewer)
-    opener.slide.value, opener.visium.value, opener.mpp.value = DATA / "B4_HE.jpg", DATA / "spaceranger_outs", 0.69
+    opener.slide.value, opener.visium.value, opener.mpp.value = section.slide, section.visium, section.mpp
     clicks["open"] = click_ms(opener.open)
     background["open_s"] = wait_for(lambda: opener.open_button.enabled)
     model = None
@@ -229,18 +254,19 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, dia
     model.reset_choices()
     store = Path(tempfile.mkdtemp()) / "fresh.zarr"
     model.encoder.value, model.sae_dir.value, model.store.value = encoder, work / "sae", store
+    model.tile_um.value = section.tile_um
     model.follow_view.value = False
     state = state_for(viewer)
     clicks["load_model"] = click_ms(model.load_button.clicked)
     background["load_model_s"] = wait_for(lambda: state.session is not None)
-    camera_of(viewer).zoom = 1.5
+    camera_of(viewer).zoom = section.zoom
     heartbeat = {"napari_alone": pan(viewer, state, 0, moves)}
     clicks["select_1_feature"] = click_ms(lambda: state.select([0]))
     background["select_1_feature_s"] = wait_for(lambda: state.painter.settled)  # its layers, one per turn
     clicks["select_5_features"] = click_ms(lambda: state.select([0, 1, 2, 3, 4]))
     background["select_5_features_s"] = wait_for(lambda: state.painter.settled)
     state.worker.follow_view(True)
-    heartbeat["heatmaps_while_computing"] = pan(viewer, state, 1, moves)
+    heartbeat["heatmaps_while_computing"] = pan(viewer, state, 1, moves, computing=True)
     state.worker.follow_view(False)
     state.worker.wait_idle()
     heartbeat["cached_heatmaps"] = pan(viewer, state, 1, moves)  # the same places, now computed
@@ -274,6 +300,7 @@ def main(work: Path, encoder: str = "vit_tiny_patch16_224", moves: int = 40, dia
     }
     result = {
         "encoder": encoder,
+        "section": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(section).items()},
         "worker_process": state.session.computer.remote is not None,
         "ui_torch_threads": torch.get_num_threads(),
         "heartbeat": heartbeat,
@@ -294,5 +321,13 @@ if __name__ == "__main__":
     parser.add_argument("--moves", type=int, default=40)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--diagnose", action="store_true", help="also: beside a torch process; repaints unthrottled")
+    default = Section()
+    parser.add_argument("--slide", type=Path, default=default.slide, help="another section (held out)")
+    parser.add_argument("--visium", type=Path, default=default.visium, help="its Visium outs/ ('' for none)")
+    parser.add_argument("--mpp", type=float, default=default.mpp, help="its µm/px (0: the file's metadata)")
+    parser.add_argument("--tile-um", type=float, default=default.tile_um)
+    parser.add_argument("--zoom", type=float, default=default.zoom, help="screen px per µm during the pans")
     args = parser.parse_args()
-    save("viewer_responsiveness", main(args.work, args.encoder, args.moves, args.diagnose), args.out)
+    visium = args.visium if args.visium and str(args.visium) != "." else None  # ("" parses as Path("."))
+    section = Section(args.slide, visium, args.mpp, args.tile_um, args.zoom)
+    save("viewer_responsiveness", main(args.work, args.encoder, args.moves, args.diagnose, section), args.out)

@@ -88,6 +88,10 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     assert state.selected == [first, second]
     qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)  # their layers come one per event-loop turn
     heat, other = viewer.layers[f"pathsae f{first}"], viewer.layers[f"pathsae f{second}"]
+    # napari's active layer is the feature the dashboard shows: its layer controls edit that feature
+    assert state.current == second and viewer.layers.selection.active is other
+    state.set_current(first)  # as a click on its top tile or a restored exploration would
+    assert viewer.layers.selection.active is heat
     store = TileStore.open(her2st_model / "b4.zarr")
     acts, rc = store.activations()[:], store.root["grid_index"][:]
     assert heat.contrast_limits[1] == pytest.approx(acts[:, first].max())

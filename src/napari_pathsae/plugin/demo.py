@@ -2,8 +2,8 @@
 
 Opens the CC0 skin slide, docks every panel, loads the encoder (a ViT-S with random weights: no
 model hub here, and the panels say so), computes the slide, trains an SAE from the Model panel at
-its defaults and paints the most active features with their legends. The store and SAE are cached,
-so the second run starts from them.
+its defaults and paints three features that each mark a part of the tissue, with their legends.
+The store and SAE are cached, so the second run starts from them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ import numpy as np
 from ..errors import PathsaeError
 from .sample_data import SKIN_SLIDE
 
-#: Features painted at the end: the most active of the trained SAE.
+#: Features painted at the end: the most active of those that mark a part of the tissue.
 PAINTED = 3
+#: ... a part: active in this share of the computed tiles (a feature active nearly everywhere hides the tissue).
+MARKING_SHARE = (0.02, 0.25)
+#: ... and apart from each other: at most this overlap (tiles where both are active over tiles where either is).
+MAX_OVERLAP = 0.25
 DEMO_ENCODER = "vit_small_patch16_224"
 #: Tiles of 56 µm: the 1.1 x 1.5 mm sample gives about 200 tissue tiles instead of 54 at 112 µm.
 DEMO_TILE_UM = 56.0
@@ -37,9 +41,24 @@ def demo_folder() -> Path:
     return cache / "napari-pathsae" / DEMO_CACHE
 
 
-def most_active(activations: np.ndarray, n: int = PAINTED) -> list[int]:
-    """The ``n`` features with the largest total activation over the computed tiles."""
-    return [int(f) for f in np.argsort(-np.nansum(activations, axis=0), kind="stable")[:n]]
+def marking_features(activations: np.ndarray, n: int = PAINTED) -> list[int]:
+    """``n`` features to paint: by total activation, those active in MARKING_SHARE of the tiles and overlapping
+    no feature already taken by more than MAX_OVERLAP; the most active others fill any places left."""
+    values = np.nan_to_num(activations)
+    active = values > 0
+    share = active.mean(axis=0)
+    by_total = [int(f) for f in np.argsort(-values.sum(axis=0), kind="stable")]
+    low, high = MARKING_SHARE
+
+    def apart(f: int, g: int) -> bool:
+        either = np.count_nonzero(active[:, f] | active[:, g])
+        return np.count_nonzero(active[:, f] & active[:, g]) <= MAX_OVERLAP * either
+
+    taken: list[int] = []
+    for f in by_total:
+        if len(taken) < n and low <= share[f] <= high and all(apart(f, g) for g in taken):
+            taken.append(f)
+    return taken + [f for f in by_total if f not in taken][: n - len(taken)]
 
 
 class Demo:
@@ -87,7 +106,7 @@ class Demo:
         browser = self.panels["Feature browser"]
         browser.refresh_now()
         if not self.state.selected:  # a restored exploration keeps the user's own selection
-            browser.select_features(most_active(session.activations))
+            browser.select_features(marking_features(session.activations))
         self.raise_panel("Feature dashboard")
         self.label_the_encoder(session)
         self.done = True

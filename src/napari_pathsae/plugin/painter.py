@@ -66,6 +66,7 @@ class HeatmapPainter:
         state.selection_changed.connect(self.paint)
         state.tiles_computed.connect(self.refresh)
         state.labels_changed.connect(self.rename)
+        state.current_changed.connect(self._activate_current)
         state.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._moved_at = 0.0  # when the camera last moved (time.monotonic)
         camera = camera_of(state.viewer)
@@ -156,8 +157,16 @@ class HeatmapPainter:
         elif not self._shown and (layer := self.composite()) is not None:
             viewer.layers.remove(layer)
         else:
+            self._activate_current()  # napari made each layer active as it landed: the last, not the current
             return
         self._settle_soon.start()
+
+    def _activate_current(self, _feature: int | None = None) -> None:
+        """The current feature's layer is napari's active layer: its controls edit what the dashboard shows."""
+        layer = self.heatmaps().get(self.state.current) if self.state.session is not None else None
+        selection = self.state.viewer.layers.selection
+        if layer is not None and selection.active is not layer:
+            selection.active = layer
 
     def hover_text(self, rowcol: np.ndarray, features: list[int]) -> str:
         """The status bar's text over ``rowcol`` (world) for these features (hover_status.py)."""
