@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
 
-from conftest import HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
+from conftest import DATA, HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.viewport import tiles_in_view
 from napari_pathsae.names import LayerKind
@@ -491,3 +491,39 @@ def test_first_clicks_work_is_done_off_the_ui_thread_as_the_plugin_opens(make_na
     assert shapes_numba.UNIVERSAL_CACHE_WARMUP
     warm_up.import_engine()
     assert set(warm_up.ENGINE_MODULES) <= set(sys.modules) and "torch" in sys.modules
+
+
+def test_the_main_path_panels_docked_together_fit_a_full_hd_screen(make_napari_viewer, qtbot):
+    """Open, Model, Feature browser and Region export stacked on the right, as the Plugins menu docks them:
+    the window stays 1080 px high (the Model panel scrolls) and no field of the Model panel is cut off."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1920, 1080)
+    names = ("Open slide / Visium", "Model and inference", "Feature browser", "Region export")
+    panels = {name: viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names}
+    qtbot.wait(300)
+    assert viewer.window._qt_window.height() <= 1080  # was 1588: the Model panel alone needs 629 px
+    scroll = panels["Model and inference"].root_native_widget
+    assert scroll.widget().width() <= scroll.viewport().width()  # it scrolls up and down, never cuts a field
+
+
+def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make_napari_viewer, qtbot, tmp_path):
+    """The Model panel refuses a slide of unknown µm/px and says to open it again with one: doing so leaves one
+    layer, the one the Model panel then uses (not two, with napari warning of inconsistent units)."""
+    from napari_pathsae.plugin.widgets.model_panel import ModelPanel
+    from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
+
+    viewer = make_napari_viewer()
+    opener, model = OpenSampleWidget(viewer), ModelPanel(viewer)
+    opener.slide.value = DATA / "tiatoolbox_colon_nuclei.png"  # a PNG: no µm/px in it
+    opener.open()
+    qtbot.waitUntil(lambda: opener.open_button.enabled and len(viewer.layers) == 1, timeout=30_000)
+    model.encoder.value, model.store.value = TINY_ENCODER, tmp_path / "s.zarr"
+    model.load_button.clicked()
+    assert "µm/px is unknown" in model.status.value and "open it again" in model.status.value
+    opener.mpp.value = 0.5
+    opener.open()
+    qtbot.waitUntil(lambda: opener.open_button.enabled and bool(viewer.layers[0].metadata["pathsae"]["world_mpp"]),
+                    timeout=30_000)  # fmt: skip
+    assert len(viewer.layers) == 1 and viewer.layers[0].metadata["pathsae"]["world_mpp"] == 0.5
+    model.reset_choices()
+    assert model.slide_layer.value == viewer.layers[0].name

@@ -34,7 +34,7 @@ from ..background import on_gui_thread, run_in_background
 from ..heatmap_layers import layer_kind
 from ..notify import report_error
 from ..state import state_for
-from .fields import chosen_path, compact
+from .fields import chosen_path, compact, scroll_up_and_down
 from .panel import Panel
 
 NONE = "(none)"
@@ -143,14 +143,16 @@ class ModelPanel(Panel, Container):
 
         super().__init__(
             widgets=[
-                self.slide_layer, self.spots_layer, row(self.encoder, self.imported, labels=True), self.sae_dir,
-                self.store, row(self.tile_um, self.device, self.dtype, labels=True), self.patch_tokens,
+                self.slide_layer, self.spots_layer, self.encoder, self.imported, self.sae_dir, self.store,
+                row(self.tile_um, self.device, labels=True), self.dtype, self.patch_tokens,
                 self.load_button, self.model_info,
                 self.follow_view, row(self.whole_slide_button, self.cancel_slide_button), self.restart_button,
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
                 row(self.train_button, self.cancel_train_button), self.train_progress, self.save_button, self.status,
             ],
+            scrollable=True,  # the tallest panel: docked with others it scrolls rather than grow napari past the screen
         )  # fmt: skip
+        scroll_up_and_down(self.root_native_widget)
         self._training = False
         self._train_after_slide: tuple | None = None  # (output, options) waiting for the whole slide
         self._slide_progress = None
@@ -169,6 +171,11 @@ class ModelPanel(Panel, Container):
         viewer.layers.events.inserted.connect(lambda _: self._layers_changed())
         viewer.layers.events.removed.connect(lambda _: self._layers_changed())
         self._layers_changed()
+
+    @property
+    def native(self):
+        """The scroll area around the panel: napari docks ``native`` (magicgui's own is the inner widget)."""
+        return self.root_native_widget
 
     # --- choices ------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list:

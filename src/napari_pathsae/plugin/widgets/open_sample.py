@@ -74,6 +74,7 @@ class OpenSampleWidget(Panel, Container):
 
     def _add(self, layers: list) -> list:
         """Add the layers read (GUI thread): napari builds them here, from lazy dask levels."""
+        self._drop_unscaled_copies(layers)
         added = []
         for data, kwargs, kind in layers:
             layer = getattr(self._viewer, f"add_{kind}")(data, **kwargs)
@@ -87,3 +88,14 @@ class OpenSampleWidget(Panel, Container):
             self._viewer.scale_bar.visible = True  # µm when the resolution is known
             self._viewer.reset_view()
         return added
+
+    def _drop_unscaled_copies(self, layers: list) -> None:
+        """The same slide opened again, now with its µm/px, replaces its layer opened without one (which no
+        model could use: the Model panel's error asks for this reopening, and both layers side by side
+        would leave the panel pointing at the old one and napari warning of inconsistent units)."""
+        scaled = [kwargs["metadata"]["pathsae"] for _, kwargs, _ in layers]
+        paths = {meta.get("path") for meta in scaled if meta.get("world_mpp")} - {None}
+        for layer in list(self._viewer.layers):
+            meta = layer.metadata.get("pathsae", {})
+            if meta.get("path") in paths and not meta.get("world_mpp"):
+                self._viewer.layers.remove(layer)
