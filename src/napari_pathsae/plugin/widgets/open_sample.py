@@ -93,8 +93,8 @@ class OpenSampleWidget(Panel, Container):
         """The same slide opened again, now with its µm/px, replaces its layer opened without one (which no
         model could use: the Model panel's error asks for this reopening, and both layers side by side
         would leave the panel pointing at the old one and napari warning of inconsistent units)."""
-        scaled = [kwargs["metadata"]["pathsae"] for _, kwargs, _ in layers]
-        paths = {meta.get("path") for meta in scaled if meta.get("world_mpp")} - {None}
+        opened = [kwargs["metadata"]["pathsae"] for _, kwargs, _ in layers]
+        paths = {meta.get("path") for meta in opened if meta.get("world_mpp")} - {None}
         for layer in list(self._viewer.layers):
             meta = layer.metadata.get("pathsae", {})
             if meta.get("path") in paths and not meta.get("world_mpp"):
