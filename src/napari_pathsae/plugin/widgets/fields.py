@@ -1,4 +1,4 @@
-"""Reading magicgui fields the same way in every panel."""
+"""Reading and laying out magicgui fields the same way in every panel."""
 
 from __future__ import annotations
 
