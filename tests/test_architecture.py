@@ -90,11 +90,17 @@ def test_every_panel_is_in_the_manifest_and_shares_the_panel_base():
     from magicgui.widgets import Container
     from qtpy.QtWidgets import QWidget
 
+    from napari_pathsae.plugin.widgets.docks import PanelShell
     from napari_pathsae.plugin.widgets.panel import Panel
 
     manifest = yaml.safe_load((SOURCE.parents[1] / "napari.yaml").read_text())
     commands = {c["id"]: c["python_name"] for c in manifest["contributions"]["commands"]}
-    listed = {commands[w["command"]] for w in manifest["contributions"]["widgets"]}
+    listed = set()
+    for widget in manifest["contributions"]["widgets"]:  # napari docks a shell that builds the panel it names
+        module, name = commands[widget["command"]].split(":")
+        dock = getattr(importlib.import_module(module), name)
+        assert issubclass(dock, PanelShell), name
+        listed.add(dock.PANEL)
     found = set()
     for path in sorted(p for p in (SOURCE / "plugin" / "widgets").glob("*.py") if p.stem != "panel"):
         module = importlib.import_module(f"{PACKAGE}.plugin.widgets.{path.stem}")

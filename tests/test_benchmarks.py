@@ -95,6 +95,8 @@ def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
         "open", "add_model_panel", "load_model", "select_1_feature", "select_5_features", "argmax", "concepts",
         "new_region_layer", "export",
     }  # fmt: skip
+    first = result["model_panel_picked_first"]  # the Plugins menu's shell, and the panel built in the click
+    assert first["plugins_menu"]["ready_s"] > 0 and first["ui_thread_import"]["click_ms"] > 0
     heartbeat = result["heartbeat"]
     assert heartbeat["heatmaps_while_computing"]["tiles_computed"] > 0
     assert {"computing_unthrottled", "cached_beside_niced_torch"} <= set(heartbeat)  # (two pans: too short to compute)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLineEdit, QTableView
+from qtpy.QtWidgets import QAbstractButton, QApplication, QCheckBox, QComboBox, QLineEdit, QTableView
 
 from conftest import HER2ST_HE, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
@@ -72,8 +73,14 @@ def click_row(qtbot, table: QTableView, row: int, modifier=Qt.KeyboardModifier.N
 
 
 def dock(viewer, name: str):
-    """Plugins → napari-pathsae → ``name``, as the menu does it; returns the panel."""
-    return viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
+    """Plugins → napari-pathsae → ``name``, as the menu does it; returns the panel once its dock has built it."""
+    shell = viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
+    deadline = time.monotonic() + 120
+    while shell.panel is None:
+        assert time.monotonic() < deadline, f"{name} did not open"
+        QApplication.processEvents()
+        time.sleep(0.01)
+    return shell.panel
 
 
 def without_tooltip(panel) -> list[str]:

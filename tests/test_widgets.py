@@ -405,6 +405,54 @@ def test_heatmap_writer_and_model_panel_errors(explorer, qtbot, tmp_path):
     assert panel.status.value == "open a slide first (Open slide / Visium panel)"
 
 
+MENU_CLICK = """
+import sys, threading
+importers = {}  # heavy library -> the thread that imported it
+def record(event, args):
+    if event == "import" and args[0] in ("torch", "dask.array", "anndata"):
+        importers.setdefault(args[0], threading.current_thread().name)
+sys.addaudithook(record)
+import napari
+from qtpy.QtCore import QEventLoop, QTimer
+viewer = napari.Viewer(show=False)
+_, shell = viewer.window.add_plugin_dock_widget("napari-pathsae", "Model and inference")
+shown_empty = shell.panel is None
+loop, poll = QEventLoop(), QTimer()
+poll.timeout.connect(lambda: shell.panel is not None and loop.quit())
+poll.start(20)
+QTimer.singleShot(120_000, loop.quit)
+loop.exec()
+panel = shell.panel
+import json
+inside = shell.isAncestorOf(panel.native)
+print(json.dumps([shown_empty, type(panel).__name__, panel.load_button.text, inside, importers]))
+"""
+
+
+def test_a_panel_picked_in_the_plugins_menu_opens_without_importing_torch_on_the_ui_thread():
+    """A fresh napari: the menu click docks a shell at once (the Model panel's module imports torch, 3-4 s that
+    used to freeze the window); torch, dask and anndata are imported on another thread; then the panel fills it."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", MENU_CLICK], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown_empty, kind, button, inside, importers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (shown_empty, kind, button, inside) == (True, "ModelPanel", "Load model", True), out.stdout
+    assert set(importers) == {"torch", "dask.array", "anndata"}
+    assert "MainThread" not in importers.values(), importers
+
+
+def test_a_panel_whose_module_fails_to_import_says_so_in_one_line(make_napari_viewer, qtbot):
+    from napari_pathsae.plugin.widgets.docks import shell_for
+
+    viewer = make_napari_viewer()
+    shell = shell_for("napari_pathsae.no_such_panel:Nothing", "the test panel")(viewer)
+    qtbot.waitUntil(lambda: "could not open" in shell._waiting.text(), timeout=30_000)
+    assert shell._waiting.text() == "the test panel could not open: No module named 'napari_pathsae.no_such_panel'"
+    assert shell.panel is None
+
+
 def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(make_napari_viewer):
     viewer = make_napari_viewer()
     names = [
@@ -415,7 +463,7 @@ def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(mak
         "Concepts",
         "Region export",
     ]
-    widgets = [viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names]
+    widgets = [viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1].panel_now() for name in names]
     states = {id(w.state) for w in widgets}
     assert len(states) == 1 and state_for(viewer) is widgets[0].state
 
@@ -499,11 +547,16 @@ def test_the_main_path_panels_docked_together_fit_a_full_hd_screen(make_napari_v
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1920, 1080)
     names = ("Open slide / Visium", "Model and inference", "Feature browser", "Region export")
-    panels = {name: viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names}
+    panels = {name: viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1].panel_now() for name in names}
     qtbot.wait(300)
     assert viewer.window._qt_window.height() <= 1080  # was 1588: the Model panel alone needs 629 px
     scroll = panels["Model and inference"].root_native_widget
     assert scroll.widget().width() <= scroll.viewport().width()  # it scrolls up and down, never cuts a field
+    # forms are no taller than their fields: the height goes to the Model panel and the browser's table
+    for form in ("Open slide / Visium", "Region export"):
+        native = panels[form].native
+        assert native.parentWidget().height() <= native.sizeHint().height() + 4, form  # (was 500 px for 214)
+    assert scroll.height() >= 200  # (was 69 px at 1000 px high: two fields showing)
 
 
 def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make_napari_viewer, qtbot, tmp_path):

@@ -131,7 +131,8 @@ def dock_all_panels(viewer) -> tuple[dict, dict]:
 
     docks, panels = {}, {}
     for name in ["Feature browser", *TABBED]:
-        docks[name], panels[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name in TABBED[1:])
+        docks[name], shell = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name in TABBED[1:])
+        panels[name] = shell.panel_now()
     return docks, panels
 
 

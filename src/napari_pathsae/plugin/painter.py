@@ -131,7 +131,7 @@ class HeatmapPainter:
     def settle(self) -> None:
         """One layer added or removed (or the composite), then the next on the next turn."""
         session, viewer = self.state.session, self.state.viewer
-        if session is None:
+        if session is None or not self.state.window_open:  # (napari empties a closing viewer: nothing comes back)
             return
         if self._shown and self.composite() is None:
             missing = session.missing()
@@ -176,6 +176,11 @@ class HeatmapPainter:
         if self._lookup is None or self._lookup[0] is not session:
             self._lookup = (session, tile_lookup(session.grid_index, session.placement.grid_shape))
         return tiles_text(session, self._lookup[1], rowcol, features)
+
+    def resume(self) -> None:
+        """Go on adding, removing and repainting (the window was not closed after all)."""
+        self._settle_soon.start()
+        self._repaint_soon.start()
 
     def settle_now(self) -> None:
         """Every pending layer added and removed at once (tests, scripts, the demo's screenshot)."""
@@ -236,7 +241,7 @@ class HeatmapPainter:
 
     def repaint(self) -> None:
         """Draw the composite again from the feature layers and their grids as last read (one texture upload)."""
-        if self.state.session is None or (layer := self.composite()) is None:
+        if self.state.session is None or not self.state.window_open or (layer := self.composite()) is None:
             return
         missing = self.state.session.missing()  # read once: the grey and the name both follow it
         rgba = self._rgba(missing)

@@ -97,6 +97,11 @@ class ExplorerState(QObject):
         self.painter.paint_concepts()
         self.concepts_changed.emit()
 
+    @property
+    def window_open(self) -> bool:
+        """False from the window's Close event on: nothing more is painted or reaches the panels."""
+        return self._window_open
+
     def notify_computed(self, indices: np.ndarray) -> None:
         if self._window_open:
             self.tiles_computed.emit(indices)
@@ -157,7 +162,9 @@ class ExplorerState(QObject):
         except (AttributeError, RuntimeError):  # the window is gone
             still_open = False
         self._window_open = still_open
-        if not still_open:
+        if still_open:  # napari asked "close?" and was told no
+            self.painter.resume()
+        else:
             self.close()
 
 

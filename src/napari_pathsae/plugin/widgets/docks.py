@@ -1,0 +1,150 @@
+"""What napari docks when a panel is picked in the Plugins menu: a shell that shows at once, imports the panel's
+module on a thread, then builds the panel inside itself.
+
+A panel's module pulls in torch, dask, anndata or matplotlib: 1-4 s on a fresh napari (viewer_responsiveness.py),
+which the menu click used to spend on the UI thread. This file imports only Qt, so the click returns at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from ..notify import report_error
+
+if TYPE_CHECKING:
+    import napari.viewer
+
+#: How often the shell looks whether its panel's module is imported (a timer on the UI thread, no signal
+#: from the thread: closing napari mid-import then finds no deleted Qt object).
+POLL_MS = 50
+#: Vertical size policies of a widget that takes the dock's free height (napari adds no stretch below it).
+WANTS_HEIGHT = (QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding, QSizePolicy.Policy.Ignored)
+
+
+def wants_height(widget: QWidget) -> bool:
+    """napari's rule for a docked widget: it or a widget directly in its layout takes free height (napari
+    stretches the others at the bottom)."""
+    layout = widget.layout()
+    children = [layout.itemAt(i).widget() for i in range(layout.count())] if layout is not None else []
+    return any(w is not None and w.sizePolicy().verticalPolicy() in WANTS_HEIGHT for w in [widget, *children])
+
+
+def fully_imported(module_name: str) -> bool:
+    """True when ``module_name`` is imported and done (not half-way through on another thread)."""
+    module = sys.modules.get(module_name)
+    return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
+class ModuleImport:
+    """A module imported on a plain thread; only this object is shared with it (never a Qt object)."""
+
+    def __init__(self, module_name: str):
+        self.module_name, self.error = module_name, None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name=f"pathsae-import-{module_name}").start()
+
+    def _run(self) -> None:
+        try:
+            importlib.import_module(self.module_name)
+        except BaseException as exc:  # reported on the UI thread by the shell
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class PanelShell(QWidget):
+    """A dock that holds its panel (``self.panel``) once built; until then, a line counting the seconds (a static
+    line: napari filters every Qt event in Python, so an animated busy bar slowed the import thread 1.6-2x)."""
+
+    PANEL = ""  # "module:Class" of the panel it holds
+    TITLE = ""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self.panel = None
+        self._module_name, self._class_name = self.PANEL.split(":")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._waiting = QLabel(f"opening {self.TITLE}: importing its libraries…")
+        self._waiting.setWordWrap(True)
+        self._waiting.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._layout.addWidget(self._waiting)
+        self._started = time.monotonic()
+        if fully_imported(self._module_name):
+            self._build()
+            return
+        self._import = ModuleImport(self._module_name)
+        self._poll = QTimer(self)
+        self._poll.timeout.connect(self._check_import)
+        self._poll.start(POLL_MS)
+
+    def _check_import(self) -> None:
+        if not self._import.done.is_set():
+            seconds = int(time.monotonic() - self._started)
+            self._waiting.setText(f"opening {self.TITLE}: importing its libraries… {seconds} s")
+            return
+        self._poll.stop()
+        if self._import.error is not None:
+            self._failed(self._import.error)
+        else:
+            self._build()
+
+    def panel_now(self):
+        """The panel, imported and built on this thread if it is not yet (scripts and tests)."""
+        if self.panel is None:
+            importlib.import_module(self._module_name)
+            self._build()
+        return self.panel
+
+    def _build(self) -> None:
+        if self.panel is not None:
+            return
+        try:
+            panel = getattr(sys.modules[self._module_name], self._class_name)(self._viewer)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._layout.removeWidget(self._waiting)  # (a hidden label's item would still take half the height)
+        self._waiting.deleteLater()
+        widget = getattr(panel, "native", panel)  # magicgui panels dock their Qt widget
+        self._layout.insertWidget(0, widget)
+        if wants_height(widget):  # a scroll area, a table: it takes the dock's height, as it would docked directly
+            self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # napari adds no stretch
+            self._drop_stretch()  # (or drops the one it added below the waiting line)
+        else:  # a form: no taller than its fields, so docks stacked below it get the height
+            self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.panel = panel
+
+    def _drop_stretch(self) -> None:
+        for index in reversed(range(self._layout.count())):
+            if self._layout.itemAt(index).spacerItem() is not None:
+                self._layout.takeAt(index)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._waiting.setText(f"{self.TITLE} could not open: {exc}")
+        report_error(exc)
+
+
+def shell_for(panel: str, title: str) -> type[PanelShell]:
+    """The dock class napari.yaml names for ``panel`` ("module:Class"); napari passes it the viewer."""
+    attributes = {"PANEL": panel, "TITLE": title, "__module__": __name__}
+    return type(f"{panel.rsplit(':', 1)[1]}Dock", (PanelShell,), attributes)
+
+
+_WIDGETS = "napari_pathsae.plugin.widgets."
+OpenSampleDock = shell_for(_WIDGETS + "open_sample:OpenSampleWidget", "the Open panel")
+ModelPanelDock = shell_for(_WIDGETS + "model_panel:ModelPanel", "the Model panel")
+FeatureBrowserDock = shell_for(_WIDGETS + "feature_browser:FeatureBrowser", "the feature browser")
+FeatureDashboardDock = shell_for(_WIDGETS + "feature_dashboard:FeatureDashboard", "the feature dashboard")
+SpotsPanelDock = shell_for(_WIDGETS + "spots_panel:SpotsPanel", "the spots panel")
+ConceptsPanelDock = shell_for(_WIDGETS + "concepts_panel:ConceptsPanel", "the concepts panel")
+RegionExportDock = shell_for(_WIDGETS + "region_export:RegionExport", "the region export")
+CohortPanelDock = shell_for(_WIDGETS + "cohort_panel:CohortPanel", "the cohort panel")
