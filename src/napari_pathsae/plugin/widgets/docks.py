@@ -13,8 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..notify import report_error
 
@@ -34,6 +34,30 @@ def wants_height(widget: QWidget) -> bool:
     layout = widget.layout()
     children = [layout.itemAt(i).widget() for i in range(layout.count())] if layout is not None else []
     return any(w is not None and w.sizePolicy().verticalPolicy() in WANTS_HEIGHT for w in [widget, *children])
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a scroll area that scrolls up and down: docked with others, a panel scrolls rather than
+    grow napari past the screen (seven panels stacked made the window 2106 px high on a 1080 px screen)."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(widget)
+    widget.installEventFilter(FitWidth(scroll))  # parented: lives as long as the scroll area
+    return scroll
+
+
+class FitWidth(QObject):
+    """Keeps a scroll area as wide as its widget and a scroll bar, whatever napari's style does to their widths:
+    nothing is cut off at the right (seen on the Model panel before this filter)."""
+
+    def eventFilter(self, _watched, event) -> bool:
+        if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show, QEvent.Type.StyleChange):
+            scroll = self.parent()
+            fields = scroll.widget().minimumSizeHint().width()
+            scroll.setMinimumWidth(fields + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth())
+        return False
 
 
 def fully_imported(module_name: str) -> bool:
@@ -60,8 +84,9 @@ class ModuleImport:
 
 
 class PanelShell(QWidget):
-    """A dock that holds its panel (``self.panel``) once built; until then, a line counting the seconds (a static
-    line: napari filters every Qt event in Python, so an animated busy bar slowed the import thread 1.6-2x)."""
+    """A dock that holds its panel (``self.panel``, in ``self.scroll``) once built; until then, a line counting
+    the seconds (a static line: napari filters every Qt event in Python, so an animated busy bar slowed the
+    import thread 1.6-2x)."""
 
     PANEL = ""  # "module:Class" of the panel it holds
     TITLE = ""
@@ -115,12 +140,14 @@ class PanelShell(QWidget):
         self._layout.removeWidget(self._waiting)  # (a hidden label's item would still take half the height)
         self._waiting.deleteLater()
         widget = getattr(panel, "native", panel)  # magicgui panels dock their Qt widget
-        self._layout.insertWidget(0, widget)
-        if wants_height(widget):  # a scroll area, a table: it takes the dock's height, as it would docked directly
+        self.scroll = scrolling(widget)
+        self._layout.insertWidget(0, self.scroll)
+        if wants_height(widget):  # a table, a list: it takes the dock's height, as it would docked directly
             self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # napari adds no stretch
             self._drop_stretch()  # (or drops the one it added below the waiting line)
         else:  # a form: no taller than its fields, so docks stacked below it get the height
             self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+            self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.panel = panel
 
     def _drop_stretch(self) -> None:

@@ -17,19 +17,3 @@ def compact(combo) -> None:
 
     combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.native.setMinimumContentsLength(12)
-
-
-def scroll_up_and_down(scroll) -> None:
-    """A magicgui scroll area (``Container(scrollable=True).root_native_widget``) kept as wide as its fields,
-    a scroll bar and its border, whatever napari's style does to their widths: it scrolls only up and down."""
-    from qtpy.QtCore import QEvent, QObject
-
-    class FitWidth(QObject):
-        def eventFilter(self, _watched, event) -> bool:
-            if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show, QEvent.Type.StyleChange):
-                fields = scroll.widget().minimumSizeHint().width()
-                frame = 2 * scroll.frameWidth()  # (napari's style gives scroll areas a border)
-                scroll.setMinimumWidth(fields + scroll.verticalScrollBar().sizeHint().width() + frame)
-            return False
-
-    scroll.widget().installEventFilter(FitWidth(scroll))  # parented: lives as long as the scroll area

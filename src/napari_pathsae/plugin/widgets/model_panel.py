@@ -34,7 +34,7 @@ from ..background import on_gui_thread, run_in_background
 from ..heatmap_layers import layer_kind
 from ..notify import report_error
 from ..state import state_for
-from .fields import chosen_path, compact, scroll_up_and_down
+from .fields import chosen_path, compact
 from .panel import Panel
 
 NONE = "(none)"
@@ -150,9 +150,7 @@ class ModelPanel(Panel, Container):
                 row(self.arch, self.expansion, self.k, labels=True), self.train_output,
                 row(self.train_button, self.cancel_train_button), self.train_progress, self.save_button, self.status,
             ],
-            scrollable=True,  # the tallest panel: docked with others it scrolls rather than grow napari past the screen
         )  # fmt: skip
-        scroll_up_and_down(self.root_native_widget)
         self._training = False
         self._train_after_slide: tuple | None = None  # (output, options) waiting for the whole slide
         self._slide_progress = None
@@ -171,11 +169,6 @@ class ModelPanel(Panel, Container):
         viewer.layers.events.inserted.connect(lambda _: self._layers_changed())
         viewer.layers.events.removed.connect(lambda _: self._layers_changed())
         self._layers_changed()
-
-    @property
-    def native(self):
-        """The scroll area around the panel: napari docks ``native`` (magicgui's own is the inner widget)."""
-        return self.root_native_widget
 
     # --- choices ------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list:
