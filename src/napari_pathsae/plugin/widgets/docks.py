@@ -1,8 +1,8 @@
 """What napari docks when a panel is picked in the Plugins menu: a shell that shows at once, imports the panel's
-module on a thread, then builds the panel inside itself.
+module on a thread, then builds the panel inside itself, in a scroll area.
 
-A panel's module pulls in torch, dask, anndata or matplotlib: 1-4 s on a fresh napari (viewer_responsiveness.py),
-which the menu click used to spend on the UI thread. This file imports only Qt, so the click returns at once.
+A panel's module pulls in torch, dask, anndata or matplotlib: 1-3.4 s on a fresh napari (first_panel.py), which
+the menu click used to spend on the UI thread. This file imports only Qt, so the click returns at once.
 """
 
 from __future__ import annotations
