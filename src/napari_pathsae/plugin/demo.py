@@ -27,6 +27,9 @@ DEMO_ENCODER = "vit_small_patch16_224"
 #: Tiles of 56 µm: the 1.1 x 1.5 mm sample gives about 200 tissue tiles instead of 54 at 112 µm.
 DEMO_TILE_UM = 56.0
 #: Panels docked under the feature browser as tabs, in this order (the first is shown at the end).
+#: Heights of the feature browser and of the tabs below it (the dashboard's): rows of features above, the top
+#: tiles and histogram of the current one below.
+BROWSER_DASHBOARD_PX = [330, 620]
 TABBED = ["Feature dashboard", "Model and inference", "Spots and genes", "Concepts", "Region export",
           "Open slide / Visium"]  # fmt: skip
 
@@ -133,6 +136,10 @@ def dock_all_panels(viewer) -> tuple[dict, dict]:
     for name in ["Feature browser", *TABBED]:
         docks[name], shell = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name in TABBED[1:])
         panels[name] = shell.panel_now()
+    from qtpy.QtCore import Qt
+
+    window = viewer.window._qt_window  # the browser's table and the dashboard's tiles and histogram both show
+    window.resizeDocks([docks["Feature browser"], docks[TABBED[0]]], BROWSER_DASHBOARD_PX, Qt.Orientation.Vertical)
     return docks, panels
 
 

@@ -145,9 +145,8 @@ class PanelShell(QWidget):
         if wants_height(widget):  # a table, a list: it takes the dock's height, as it would docked directly
             self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # napari adds no stretch
             self._drop_stretch()  # (or drops the one it added below the waiting line)
-        else:  # a form: no taller than its fields, so docks stacked below it get the height
-            self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-            self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        else:  # a form: its fields at the top, napari's stretch below (as docked directly)
+            self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.panel = panel
 
     def _drop_stretch(self) -> None:
