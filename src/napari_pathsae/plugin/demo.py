@@ -27,11 +27,11 @@ DEMO_ENCODER = "vit_small_patch16_224"
 #: Tiles of 56 µm: the 1.1 x 1.5 mm sample gives about 200 tissue tiles instead of 54 at 112 µm.
 DEMO_TILE_UM = 56.0
 #: Panels docked under the feature browser as tabs, in this order (the first is shown at the end).
+TABBED = ["Feature dashboard", "Model and inference", "Spots and genes", "Concepts", "Region export",
+          "Open slide / Visium"]  # fmt: skip
 #: Heights of the feature browser and of the tabs below it (the dashboard's): rows of features above, the top
 #: tiles and histogram of the current one below.
 BROWSER_DASHBOARD_PX = [330, 620]
-TABBED = ["Feature dashboard", "Model and inference", "Spots and genes", "Concepts", "Region export",
-          "Open slide / Visium"]  # fmt: skip
 
 
 #: The cache's name: changed whenever stores of an earlier version are refused (2: edge-padded tile grids).
