@@ -3,11 +3,13 @@
 A 5 ms heartbeat timer on the UI thread records every gap between its ticks (any stall, whoever
 causes it) while the camera pans to a new part of the section every 0.4 s: napari alone, five
 heatmaps while the worker process computes tiles into a fresh store, the same heatmaps cached, and
-the first two again beside one extra CPU-bound process (a busy machine; tiles computed into a second
+the three again beside one extra CPU-bound process (a busy machine; tiles computed into a second
 fresh store, so it has as much to compute). Each click (Open, add a panel,
 load, select 1 and 5 features, argmax, concepts, new region layer, export) is timed from its handler
 to the event loop's next turn; the work it started in the background is timed apart. The Model panel
-picked first in the Plugins menu of a fresh napari is timed too (first_panel.py, fresh interpreters).
+picked first in the Plugins menu of a fresh napari is timed too (first_panel.py, fresh interpreters), and
+so are five features going down to one and back (a layer removed or added per turn), with the libraries
+frozen out of napari's garbage collections (gc_freeze.py) and not.
 
 With --diagnose, two more phases say what computing costs beyond napari alone (see ``diagnosis``).
 
@@ -19,6 +21,7 @@ usage: python benchmarks/viewer_responsiveness.py WORK_DIR [--encoder E] [--move
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
 import tempfile
@@ -113,35 +116,46 @@ def summary(values: list[float]) -> dict:
     }
 
 
+class Heartbeat:
+    """A 5 ms timer on the UI thread while in the ``with`` block: ``gaps`` holds every gap between its ticks (ms)."""
+
+    def __init__(self):
+        self.gaps: list[float] = []
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._beat)
+
+    def __enter__(self) -> Heartbeat:
+        self._last = time.perf_counter()
+        self._timer.start(5)
+        return self
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000)
+        self._last = now
+
+    def __exit__(self, *_exc) -> None:
+        self._timer.stop()
+        self._beat()  # the time since the last tick is a gap too (a stall over a whole short phase leaves no tick)
+
+
 def pan(viewer, state, seed: int, moves: int, computing: bool = False) -> dict:
     """Pan to ``moves`` random places 0.4 s apart, with a 5 ms UI-thread heartbeat; its gaps in ms.
     ``computing``: then on until the first tile arrives (a few pans can end before it; 40 never do)."""
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def beat() -> None:
-        now = time.perf_counter()
-        gaps.append((now - last[0]) * 1000)
-        last[0] = now
-
-    heartbeat = QTimer()
-    heartbeat.timeout.connect(beat)
-    heartbeat.start(5)
     rng = np.random.default_rng(seed)
     camera = camera_of(viewer)
     low, high = np.asarray(viewer.layers.extent.world)[:, -2:]
     (row_from, row_to), (col_from, col_to) = (low[i] + np.asarray(PAN_AREA[i]) * (high[i] - low[i]) for i in (0, 1))
     before = int(state.session.activated().sum())
-    start = last[0] = time.perf_counter()
-    for _ in range(moves):
-        camera.center = (0, float(rng.uniform(row_from, row_to)), float(rng.uniform(col_from, col_to)))
-        pump(0.4)
-    while computing and state.session.activated().sum() == before and time.perf_counter() - start < 120:
-        pump(0.1)
+    start = time.perf_counter()
+    with Heartbeat() as heartbeat:
+        for _ in range(moves):
+            camera.center = (0, float(rng.uniform(row_from, row_to)), float(rng.uniform(col_from, col_to)))
+            pump(0.4)
+        while computing and state.session.activated().sum() == before and time.perf_counter() - start < 120:
+            pump(0.1)
     seconds = time.perf_counter() - start
-    heartbeat.stop()
-    beat()  # the time since the last tick is a gap too (a stall over a whole short phase leaves no tick)
-    beats = np.asarray(gaps)
+    beats = np.asarray(heartbeat.gaps)
     frames = np.asarray([ms for end, ms in FRAMES if end >= start] or [0.0])
     computed = int(state.session.activated().sum()) - before
     return {
@@ -178,6 +192,29 @@ def wait_for(condition, timeout: float = 300.0) -> float:
             raise TimeoutError("the viewer did not finish in time")
         pump(0.02)
     return round(time.perf_counter() - start, 2)
+
+
+def settling(state, features: list[int]) -> dict:
+    """Select ``features`` and wait until their layers are in (one added or removed per turn): the seconds
+    that took and the longest UI stall meanwhile (a 5 ms heartbeat)."""
+    start = time.perf_counter()
+    with Heartbeat() as heartbeat:
+        state.select(features)
+        wait_for(lambda: state.painter.settled)
+    return {"seconds": round(time.perf_counter() - start, 2), "longest_stall_ms": round(max(heartbeat.gaps))}
+
+
+def layer_turns(state) -> dict:
+    """Five features down to one (four layers removed) and back (four added), with the libraries frozen out of
+    napari's garbage collections (gc_freeze.py: as the plugin runs once its Model panel is built) and not."""
+    state.select([0, 1, 2, 3, 4])
+    wait_for(lambda: state.painter.settled)
+    result = {}
+    for frozen in (True, False):
+        gc.freeze() if frozen else gc.unfreeze()
+        key = "frozen" if frozen else "not_frozen"
+        result[key] = {"5_to_1": settling(state, [0]), "1_to_5": settling(state, [0, 1, 2, 3, 4])}
+    return result
 
 
 def busy_process() -> subprocess.Popen:
@@ -279,6 +316,7 @@ def main(
         wait_for(lambda: state.painter.settled)
         heartbeat["busy_napari_alone"] = pan(viewer, state, 0, moves)
         heartbeat["busy_heatmaps_while_computing"] = pan_computing(viewer, model, store.with_name("busy.zarr"), moves)
+        heartbeat["busy_cached_heatmaps"] = pan(viewer, state, 2, moves)  # the same places, now computed
     finally:
         hog.kill()
     if diagnose:
@@ -293,12 +331,14 @@ def main(
     export.output.value = store.parent / "region.csv"
     clicks["export"] = click_ms(export.export)
     background["export_s"] = wait_for(lambda: export.export_button.enabled)
+    turns = layer_turns(state)
     ratio = {
         calm: round(heartbeat[computing]["gap_p99_ms"] / heartbeat[alone]["gap_p99_ms"], 2)
         for calm, computing, alone in (
             ("idle", "heatmaps_while_computing", "napari_alone"),
             ("idle, over cached heatmaps", "heatmaps_while_computing", "cached_heatmaps"),
             ("busy", "busy_heatmaps_while_computing", "busy_napari_alone"),
+            ("busy, over cached heatmaps", "busy_heatmaps_while_computing", "busy_cached_heatmaps"),
         )
     }
     result = {
@@ -310,6 +350,7 @@ def main(
         "computing_p99_over_napari_alone": ratio,
         "click_to_next_turn_ms": clicks,
         "background_s": background,
+        "layer_turns": turns,
         "model_panel_picked_first": first_panel.main(("Model and inference",))["Model and inference"],
         "plugin_slots_ms": {key: summary(v) for key, v in SLOTS.items()},
     }

@@ -68,23 +68,28 @@ def cached_frames(
     moves: int,
     heatmaps: int = 1,
     separate: bool = False,
+    colorbars: int = 1,
 ) -> dict:
     """Camera change → end of the next draw, for pans and zooms over computed tiles with ``heatmaps``
-    features shown as the painter shows them (their layers and one composite), or with ``separate``
-    full-grid layers, one per feature, as before issue 17 (napari, Xvfb)."""
+    features shown as the painter shows them (their layers, their names on the canvas, the first
+    ``colorbars`` of them with a colorbar, one composite), or with ``separate`` full-grid layers, one
+    per feature, as before issue 17 (napari, Xvfb)."""
     import napari
     from napari.layers import Layer
     from qtpy.QtWidgets import QApplication
 
     from napari_pathsae.io.slides import open_slide
     from napari_pathsae.plugin.heatmap_layers import (
+        NOT_COMPUTED_RGBA,
         composite_rgba,
         heatmap_grid,
         heatmap_layer,
         heatmaps_layer,
         hue_rgba,
+        show_legend,
     )
     from napari_pathsae.plugin.layers import slide_layer
+    from napari_pathsae.plugin.painter import legend_colour
     from napari_pathsae.plugin.viewport_worker import camera_of
 
     viewer = napari.Viewer(show=True)
@@ -96,10 +101,12 @@ def cached_frames(
         data, kwargs, kind = heatmap_layer(session, feature, feature, grid)
         if separate:  # before issue 17: each feature's layer drew its own full grid
             data, kwargs = grid, {**kwargs, "scale": session.placement.scale()}
-        viewer.add_layer(Layer.create(data, kwargs, kind))
+        layer = viewer.add_layer(Layer.create(data, kwargs, kind))
+        show_legend(layer, legend_colour(layer), colorbar=feature < colorbars)
         colours.append(hue_rgba(grid, feature))
     if heatmaps and not separate:  # as the painter shows them: one composite draws every feature
-        viewer.add_layer(Layer.create(*heatmaps_layer(session, composite_rgba(colours))))
+        composite = viewer.add_layer(Layer.create(*heatmaps_layer(session, composite_rgba(colours))))
+        show_legend(composite, NOT_COMPUTED_RGBA, colorbar=False)
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
     draws: list[float] = []
     canvas.events.draw.connect(lambda _: draws.append(time.perf_counter()))
@@ -173,8 +180,9 @@ def main() -> None:
     if not args.no_viewer:
         result["cached"] = cached_frames(session, slide, centres[0], args.moves)
         result["cached_10_heatmaps"] = cached_frames(session, slide, centres[0], args.moves, heatmaps=10)
-        result["cached_10_separate_layers"] = cached_frames(session, slide, centres[0], args.moves, 10, True)
-        for key in ("cached_10_heatmaps", "cached_10_separate_layers"):
+        result["cached_10_heatmaps_10_colorbars"] = cached_frames(session, slide, centres[0], args.moves, 10, False, 10)
+        result["cached_10_separate_layers"] = cached_frames(session, slide, centres[0], args.moves, 10, True, 10)
+        for key in ("cached_10_heatmaps", "cached_10_heatmaps_10_colorbars", "cached_10_separate_layers"):
             for stat in ("p50_ms", "p95_ms"):
                 ratio = result[key]["pan"][stat] / result["cached"]["pan"][stat]
                 result[f"pan_{stat[:3]}_{key.removeprefix('cached_')}_over_1"] = round(ratio, 3)

@@ -101,6 +101,8 @@ def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
     assert heartbeat["heatmaps_while_computing"]["tiles_computed"] > 0
     assert {"computing_unthrottled", "cached_beside_niced_torch"} <= set(heartbeat)  # (two pans: too short to compute)
     assert all(phase["gap_p99_ms"] > 0 for phase in result["heartbeat"].values())
+    assert "busy_cached_heatmaps" in heartbeat and set(result["layer_turns"]) == {"frozen", "not_frozen"}
+    assert all(turn["longest_stall_ms"] > 0 for turns in result["layer_turns"].values() for turn in turns.values())
 
 
 def test_feature_table_smoke(tmp_path):

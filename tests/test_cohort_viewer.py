@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from napari_pathsae.data.feature_index import load_index
-from napari_pathsae.names import LayerKind
-from napari_pathsae.plugin.heatmap_layers import HEATMAPS_LAYER, layer_kind
+from napari_pathsae.names import LayerKind, layer_kind
+from napari_pathsae.plugin.heatmap_layers import HEATMAPS_LAYER
 from napari_pathsae.plugin.state import state_for
 from napari_pathsae.plugin.tile_focus import TARGET_LAYER
 from napari_pathsae.plugin.viewport_worker import camera_of

@@ -183,8 +183,8 @@ def test_first_time_user_journey(make_napari_viewer, qtbot, tmp_path, planted_ou
     wait(lambda: state.painter.settled, timeout=10_000)  # their layers and legends come one per event-loop turn
     heat = {f: viewer.layers[f"pathsae f{f}"] for f in (first, second, third)}
     grid = session.grid_index
-    for f, layer in heat.items():
-        assert layer.visible and layer.colorbar.visible and layer.name_overlay.visible
+    for f, layer in heat.items():  # each named in its hue; one colorbar: the current feature's
+        assert layer.visible and layer.name_overlay.visible and layer.colorbar.visible == (f == third)
         assert layer.contrast_limits[1] == pytest.approx(float(np.nanmax(session.activations[:, f])))
         assert layer.colormap.colors[:, 3].max() <= MAX_ALPHA and layer.opacity == 1.0  # never hides the H&E
     assert len({layer.colormap.name for layer in heat.values()}) == 3

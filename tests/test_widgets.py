@@ -13,7 +13,7 @@ from qtpy.QtCore import Qt
 from conftest import DATA, HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.viewport import tiles_in_view
-from napari_pathsae.names import LayerKind
+from napari_pathsae.names import LayerKind, layer_kind
 from napari_pathsae.plugin.heatmap_layers import (
     HEATMAPS_LAYER,
     HEATMAPS_LAYER_COMPUTING,
@@ -21,7 +21,6 @@ from napari_pathsae.plugin.heatmap_layers import (
     NOT_COMPUTED_RGBA,
     composite_rgba,
     feature_rgba,
-    layer_kind,
 )
 from napari_pathsae.plugin.painter import MOVING_S, REFRESH_MOVING_MS, REFRESH_MS
 from napari_pathsae.plugin.state import state_for
@@ -90,8 +89,12 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     heat, other = viewer.layers[f"pathsae f{first}"], viewer.layers[f"pathsae f{second}"]
     # napari's active layer is the feature the dashboard shows: its layer controls edit that feature
     assert state.current == second and viewer.layers.selection.active is other
+    # one colorbar on the canvas, the current feature's (each is five visuals drawn every frame); every name
+    assert other.colorbar.visible and not heat.colorbar.visible
+    assert heat.name_overlay.visible and other.name_overlay.visible
     state.set_current(first)  # as a click on its top tile or a restored exploration would
     assert viewer.layers.selection.active is heat
+    assert heat.colorbar.visible and not other.colorbar.visible
     store = TileStore.open(her2st_model / "b4.zarr")
     acts, rc = store.activations()[:], store.root["grid_index"][:]
     assert heat.contrast_limits[1] == pytest.approx(acts[:, first].max())
@@ -143,7 +146,7 @@ def test_clicking_features_paints_them_exactly_on_their_tiles(explorer, qtbot, h
     assert state.selected == [second] and f"pathsae f{first}" not in viewer.layers
     # it keeps its hue now that it is alone, and its name on the canvas is written in that hue
     kept = viewer.layers[f"pathsae f{second}"]
-    assert kept.colormap.name == other.colormap.name
+    assert kept.colormap.name == other.colormap.name and kept.colorbar.visible  # the one shown: its colorbar
     np.testing.assert_allclose(kept.name_overlay.color[:3], kept.colormap.colors[-1][:3])
     click_row(qtbot, browser.table, browser.row_of(first))
     qtbot.waitUntil(lambda: state.painter.settled, timeout=10_000)
@@ -412,9 +415,15 @@ def record(event, args):
     if event == "import" and args[0] in ("torch", "dask.array", "anndata"):
         importers.setdefault(args[0], threading.current_thread().name)
 sys.addaudithook(record)
-import napari
+import gc, weakref
+import napari, numpy
 from qtpy.QtCore import QEventLoop, QTimer
+from qtpy.QtWidgets import QApplication
 viewer = napari.Viewer(show=False)
+pixels = numpy.zeros((64, 64), numpy.uint8)
+slide_pixels = weakref.ref(pixels)
+viewer.add_image(pixels, name="slide", metadata={"pathsae": {"kind": "slide"}})  # in memory, before the panel
+del pixels
 _, shell = viewer.window.add_plugin_dock_widget("napari-pathsae", "Model and inference")
 shown_empty = shell.panel is None
 loop, poll = QEventLoop(), QTimer()
@@ -425,7 +434,16 @@ loop.exec()
 panel = shell.panel
 import json
 inside = shell.isAncestorOf(panel.native)
-print(json.dumps([shown_empty, type(panel).__name__, panel.load_button.text, inside, importers]))
+frozen = [gc.get_freeze_count() > 100_000]  # the libraries are out of napari's collections
+feature = viewer.add_image(numpy.ones((2, 2)), metadata={"pathsae": {"kind": "heatmap"}})
+viewer.layers.remove(feature)  # a layer made after the freeze: removed, it frees nothing frozen
+frozen.append(gc.get_freeze_count() > 100_000)
+viewer.layers.remove("slide")  # one made before: thawed first, so its pixels are freed
+for _ in range(5):  # (napari lets go of a removed layer once its Qt controls are deleted)
+    QApplication.processEvents()
+gc.collect()
+frozen += [gc.get_freeze_count(), slide_pixels() is None]  # (frozen, they would never be)
+print(json.dumps([shown_empty, type(panel).__name__, panel.load_button.text, inside, importers, frozen]))
 """
 
 
@@ -437,20 +455,26 @@ def test_a_panel_picked_in_the_plugins_menu_opens_without_importing_torch_on_the
 
     out = subprocess.run([sys.executable, "-c", MENU_CLICK], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    shown_empty, kind, button, inside, importers = json.loads(out.stdout.strip().splitlines()[-1])
+    shown_empty, kind, button, inside, importers, frozen = json.loads(out.stdout.strip().splitlines()[-1])
     assert (shown_empty, kind, button, inside) == (True, "ModelPanel", "Load model", True), out.stdout
     assert set(importers) == {"torch", "dask.array", "anndata"}
     assert "MainThread" not in importers.values(), importers
+    # gc_freeze.py: frozen as the Model panel is built; removing a feature's layer keeps it; removing the
+    # slide made before thaws it, and the slide's pixels are collected (nothing frozen is lost)
+    assert frozen == [True, True, 0, True], frozen
 
 
 def test_a_panel_whose_module_fails_to_import_says_so_in_one_line(make_napari_viewer, qtbot):
     from napari_pathsae.plugin.widgets.docks import shell_for
 
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     shell = shell_for("napari_pathsae.no_such_panel:Nothing", "the test panel")(viewer)
+    dock = viewer.window.add_dock_widget(shell, name="Model and inference (napari-pathsae)")
     qtbot.waitUntil(lambda: "could not open" in shell._waiting.text(), timeout=30_000)
     assert shell._waiting.text() == "the test panel could not open: No module named 'napari_pathsae.no_such_panel'"
     assert shell.panel is None
+    title = dock.titleBarWidget().title  # the dock is wide enough for its whole title (napari does not elide it)
+    assert title.width() >= title.sizeHint().width(), (title.width(), title.sizeHint().width())
 
 
 def test_every_panel_is_reachable_from_the_plugins_menu_and_shares_one_state(make_napari_viewer):

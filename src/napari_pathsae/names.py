@@ -56,3 +56,8 @@ class LayerKind(StrEnum):
     ARGMAX = "argmax"
     REGION = "region"
     TARGET = "target"
+
+
+def layer_kind(layer) -> str | None:
+    """What a napari layer is to the plugin ("slide", "spots", "heatmap", …), from its metadata; None if not ours."""
+    return layer.metadata.get("pathsae", {}).get("kind")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.exploration import Exploration, load_exploration, save_exploration
-from ..names import LayerKind
-from .heatmap_layers import layer_kind
+from ..names import LayerKind, layer_kind
 from .layers import spot_values
 from .viewport_worker import camera_of
 

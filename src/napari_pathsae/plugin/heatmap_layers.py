@@ -48,11 +48,6 @@ HEATMAPS_LAYER_COMPUTING = "pathsae heatmaps (grey: tiles not computed yet)"
 COLORBAR_BOX = (0.96, 0.96, 0.96, 1.0)
 
 
-def layer_kind(layer) -> str | None:
-    """What a layer is to the plugin ("slide", "spots", "heatmap", …), from its metadata; None if not ours."""
-    return layer.metadata.get("pathsae", {}).get("kind")
-
-
 def fade_colormap(hue: str) -> Colormap:
     """Transparent at the low contrast limit, ``hue`` at MAX_ALPHA at the high one."""
     r, g, b = HUES[hue]

@@ -1,9 +1,11 @@
 """Keeps the selected features painted: a layer each for its settings and legend, one layer draws them all.
 
 Each selected feature is an Image layer of its own (name, hue, contrast limits, opacity, visibility,
-name and colorbar on the canvas) that draws nothing; one composite RGBA layer draws every feature over
-the grey of tiles not computed yet. Ten features therefore cost one texture upload and one layer's
-drawing per frame, not ten (napari issue 3630; measured in benchmarks/viewport.py). Editing a
+name on the canvas) that draws nothing; one composite RGBA layer draws every feature over the grey of
+tiles not computed yet. Ten features therefore cost one texture upload and one layer's drawing per
+frame, not ten (napari issue 3630; measured in benchmarks/viewport.py). Only the current feature's
+layer shows its colorbar: a colorbar is five visuals that vispy draws from Python in every frame
+(2-3 ms each under software GL), so one per feature doubled the frame of five features. Editing a
 feature's layer (hiding it, its contrast, its colormap, its opacity) or removing it repaints the
 composite on the next event-loop turn; tiles arriving repaint it at most once per REFRESH_MS.
 """
@@ -17,7 +19,7 @@ from napari.layers import Image
 from qtpy.QtCore import QTimer
 
 from ..data.viewport import tile_lookup
-from ..names import LayerKind
+from ..names import LayerKind, layer_kind
 from .heatmap_layers import (
     HEATMAPS_LAYER,
     HEATMAPS_LAYER_COMPUTING,
@@ -30,7 +32,6 @@ from .heatmap_layers import (
     heatmap_name,
     heatmaps_layer,
     hue_rgba,
-    layer_kind,
     not_computed_grid,
     show_legend,
     tile_labels_layer,
@@ -120,6 +121,7 @@ class HeatmapPainter:
                 self._show(layer)
         self._to_add = [f for f in self._shown if f not in self.heatmaps()]
         self._to_remove = spare
+        self._place_colorbar()
         self.repaint()
         self._settle_soon.start()
 
@@ -154,6 +156,7 @@ class HeatmapPainter:
                 for setting in DRAWN_SETTINGS:
                     getattr(layer.events, setting).connect(self._schedule_repaint)
                 self._show(layer)
+                self._place_colorbar()
         elif not self._shown and (layer := self.composite()) is not None:
             viewer.layers.remove(layer)
         else:
@@ -162,11 +165,29 @@ class HeatmapPainter:
         self._settle_soon.start()
 
     def _activate_current(self, _feature: int | None = None) -> None:
-        """The current feature's layer is napari's active layer: its controls edit what the dashboard shows."""
+        """The current feature's layer is napari's active layer (its controls edit what the dashboard shows)
+        and shows the colorbar."""
         layer = self.heatmaps().get(self.state.current) if self.state.session is not None else None
         selection = self.state.viewer.layers.selection
         if layer is not None and selection.active is not layer:
             selection.active = layer
+        self._place_colorbar()
+
+    def _place_colorbar(self) -> None:
+        """One colorbar on the canvas: the current feature's, else the first shown feature's."""
+        if self.state.session is None:
+            return
+        layers = self.heatmaps()
+        owner = (
+            self.state.current
+            if self.state.current in layers
+            else next((feature for feature in self._shown if feature in layers), None)
+        )
+        for feature, layer in layers.items():
+            if feature == owner and not layer.colorbar.visible:
+                show_legend(layer, legend_colour(layer))
+            elif feature != owner and layer.colorbar.visible:
+                layer.colorbar.visible = False
 
     def hover_text(self, rowcol: np.ndarray, features: list[int]) -> str:
         """The status bar's text over ``rowcol`` (world) for these features (hover_status.py)."""
@@ -206,7 +227,7 @@ class HeatmapPainter:
 
     def _show(self, layer) -> None:
         layer.visible = True  # a selected feature is always shown, even in a layer the user had hidden
-        show_legend(layer, legend_colour(layer))
+        show_legend(layer, legend_colour(layer), colorbar=False)  # its name in its hue (_place_colorbar: the bar)
 
     def _rgba(self, missing: np.ndarray) -> np.ndarray:
         """The composite's pixels: each shown feature with its layer's settings (the defaults while it has

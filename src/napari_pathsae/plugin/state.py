@@ -12,6 +12,7 @@ import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
 from ..names import LayerKind
+from .gc_freeze import thaw, thaw_before_removals
 from .gl_context import guard_layer_removal
 from .warm_up import warm_up_once
 
@@ -118,6 +119,7 @@ class ExplorerState(QObject):
         """Stop the worker (after its batch in flight) and background jobs, and close the session."""
         if self._closed:
             return
+        thaw()
         self.cancel_training.set()
         if self.worker is not None:
             self.worker.stop()
@@ -136,8 +138,8 @@ class ExplorerState(QObject):
 
         Skipped once napari has emptied the viewer (``Viewer.close()`` removes the layers before the
         window closes): an empty viewer would overwrite the exploration saved by the user."""
+        from ..names import layer_kind
         from .exploration_io import save
-        from .heatmap_layers import layer_kind
 
         if self.session is None or not self.session.n_features or self._closed:
             return
@@ -151,6 +153,7 @@ class ExplorerState(QObject):
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.Close:
+            thaw()  # the window's objects, frozen with the libraries, are garbage soon
             self.save_on_close()  # the layers are still there (a window closed by the user)
             self._window_open = False  # the panels may be deleted before the worker stops
             QTimer.singleShot(0, self._close_if_window_closed)  # napari may still ask "close?" and be told no
@@ -177,6 +180,7 @@ def state_for(viewer) -> ExplorerState:
     if state is None:
         state = _STATES[viewer] = ExplorerState(viewer)
         guard_layer_removal(viewer)
+        thaw_before_removals(viewer)
         # closing the window mid-inference stops the worker before the panels are deleted (napari
         # offers no public close event, so the main window's Close event is watched)
         window = main_window(viewer)

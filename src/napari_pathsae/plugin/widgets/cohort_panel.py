@@ -28,9 +28,9 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import PathsaeError
-from ...names import LayerKind, feature_index, feature_name
+from ...names import LayerKind, feature_index, feature_name, layer_kind
 from ..background import run_in_background
-from ..heatmap_layers import layer_kind, show_legend
+from ..heatmap_layers import show_legend
 from ..state import state_for
 from ..tile_focus import go_to_tile
 from .feature_dashboard import pixmap_of

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from ..gc_freeze import freeze_imported_libraries
 from ..notify import report_error
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 POLL_MS = 50
 #: Vertical size policies of a widget that takes the dock's free height (napari adds no stretch below it).
 WANTS_HEIGHT = (QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding, QSizePolicy.Policy.Ignored)
+#: The waiting line's width: napari's dock title ("Model and inference (napari-pathsae)") and its buttons fit
+#: uncut (a bare line let napari elide the title to "Model and inference (napa").
+WAITING_WIDTH_PX = 360
 
 
 def wants_height(widget: QWidget) -> bool:
@@ -90,6 +94,7 @@ class PanelShell(QWidget):
 
     PANEL = ""  # "module:Class" of the panel it holds
     TITLE = ""
+    FREEZES_LIBRARIES = False  # the Model panel: no session exists before it (gc_freeze.py)
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
@@ -100,6 +105,7 @@ class PanelShell(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._waiting = QLabel(f"opening {self.TITLE}: importing its libraries…")
         self._waiting.setWordWrap(True)
+        self._waiting.setMinimumWidth(WAITING_WIDTH_PX)
         self._waiting.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self._layout.addWidget(self._waiting)
         self._started = time.monotonic()
@@ -132,6 +138,8 @@ class PanelShell(QWidget):
     def _build(self) -> None:
         if self.panel is not None:
             return
+        if self.FREEZES_LIBRARIES:
+            freeze_imported_libraries()
         try:
             panel = getattr(sys.modules[self._module_name], self._class_name)(self._viewer)
         except Exception as exc:
@@ -159,15 +167,15 @@ class PanelShell(QWidget):
         report_error(exc)
 
 
-def shell_for(panel: str, title: str) -> type[PanelShell]:
+def shell_for(panel: str, title: str, freezes_libraries: bool = False) -> type[PanelShell]:
     """The dock class napari.yaml names for ``panel`` ("module:Class"); napari passes it the viewer."""
-    attributes = {"PANEL": panel, "TITLE": title, "__module__": __name__}
+    attributes = {"PANEL": panel, "TITLE": title, "FREEZES_LIBRARIES": freezes_libraries, "__module__": __name__}
     return type(f"{panel.rsplit(':', 1)[1]}Dock", (PanelShell,), attributes)
 
 
 _WIDGETS = "napari_pathsae.plugin.widgets."
 OpenSampleDock = shell_for(_WIDGETS + "open_sample:OpenSampleWidget", "the Open panel")
-ModelPanelDock = shell_for(_WIDGETS + "model_panel:ModelPanel", "the Model panel")
+ModelPanelDock = shell_for(_WIDGETS + "model_panel:ModelPanel", "the Model panel", freezes_libraries=True)
 FeatureBrowserDock = shell_for(_WIDGETS + "feature_browser:FeatureBrowser", "the feature browser")
 FeatureDashboardDock = shell_for(_WIDGETS + "feature_dashboard:FeatureDashboard", "the feature dashboard")
 SpotsPanelDock = shell_for(_WIDGETS + "spots_panel:SpotsPanel", "the spots panel")

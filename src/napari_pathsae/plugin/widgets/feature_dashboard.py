@@ -11,9 +11,9 @@ from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QV
 from ...analysis.features import top_tiles
 from ...data.viewport import tiles_in_view
 from ...errors import PathsaeError
-from ...names import LayerKind
+from ...names import LayerKind, layer_kind
 from ..background import run_in_background
-from ..heatmap_layers import layer_kind, patch_heatmap_layer
+from ..heatmap_layers import patch_heatmap_layer
 from ..notify import report_error
 from ..state import state_for
 from ..tile_focus import go_to_tile

@@ -28,10 +28,9 @@ from ...models.encoders import PRESETS
 from ...models.encoders.device import DTYPES
 from ...models.sae import architectures
 from ...models.sae.train import SECTION_DEFAULTS, TrainOptions
-from ...names import LayerKind
+from ...names import LayerKind, layer_kind
 from .. import exploration_io
 from ..background import on_gui_thread, run_in_background
-from ..heatmap_layers import layer_kind
 from ..notify import report_error
 from ..state import state_for
 from .fields import chosen_path, compact
