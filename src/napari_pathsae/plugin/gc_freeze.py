@@ -41,10 +41,6 @@ def thaw() -> None:
         gc.unfreeze()
 
 
-def is_frozen() -> bool:
-    return _frozen
-
-
 def thaw_before_removals(viewer) -> None:
     """Thaw as a layer that may predate the freeze is about to be removed from ``viewer`` (once per viewer)."""
     layers = viewer.layers
