@@ -30,3 +30,39 @@ def test_timm_vit_runs_after_import_timm():
         "True",
         "False",
     )  # True on this project's CPU machines, False with a matching build
+
+
+def test_forgetting_modules_while_another_thread_imports():
+    """The warm-up thread forgets torchvision/timm while a panel's import adds modules on another thread."""
+    import threading
+    import types
+
+    from napari_pathsae.models.torch_compat import _forget
+
+    stop, errors = threading.Event(), []
+
+    def importing() -> None:
+        i = 0
+        while not stop.is_set():
+            sys.modules[f"pathsae_race_other_{i % 50}"] = types.ModuleType("other")
+            sys.modules.pop(f"pathsae_race_other_{(i + 25) % 50}", None)
+            i += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    thread = threading.Thread(target=importing)
+    thread.start()
+    try:
+        for i in range(300):
+            sys.modules[f"pathsae_race.m{i}"] = types.ModuleType("forgotten")
+            try:
+                _forget("pathsae_race")
+            except RuntimeError as exc:  # "dictionary changed size during iteration"
+                errors.append(str(exc))
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+        for name in [n for n in list(sys.modules) if n.startswith("pathsae_race")]:
+            sys.modules.pop(name, None)
+    assert errors == [] and not [n for n in list(sys.modules) if n.startswith("pathsae_race.")]

@@ -36,8 +36,10 @@ def _define_missing_ops() -> None:
 
 
 def _forget(prefix: str) -> None:
-    for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
-        del sys.modules[name]
+    # list() copies sys.modules in one C call: iterating it directly raced with imports on other threads
+    # ("dictionary changed size during iteration", seen when the warm-up ran beside a panel's import)
+    for name in [n for n in list(sys.modules) if n == prefix or n.startswith(prefix + ".")]:
+        sys.modules.pop(name, None)
 
 
 def import_timm() -> ModuleType:
