@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
 
-from ..names import LayerKind
+from ..names import LayerKind, layer_kind
 from .gc_freeze import thaw, thaw_before_removals
 from .gl_context import guard_layer_removal
 from .warm_up import warm_up_once
@@ -138,7 +138,6 @@ class ExplorerState(QObject):
 
         Skipped once napari has emptied the viewer (``Viewer.close()`` removes the layers before the
         window closes): an empty viewer would overwrite the exploration saved by the user."""
-        from ..names import layer_kind
         from .exploration_io import save
 
         if self.session is None or not self.session.n_features or self._closed:
