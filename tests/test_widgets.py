@@ -585,6 +585,29 @@ def test_the_main_path_panels_docked_together_fit_a_full_hd_screen(make_napari_v
     assert viewer.window._qt_window.height() <= 1080  # was 2106
 
 
+def test_panels_picked_one_by_one_each_show_their_fields(make_napari_viewer, qtbot):
+    """Model, Open, then the feature browser, each picked in the Plugins menu and built as its import ends:
+    the Open panel shows every field, the browser its buttons, and the Model panel (docked first) through its
+    Load button. Qt's own sharing had left the Model panel two fields high (67 px) with blank under Open."""
+    from qtpy.QtCore import QPoint
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    names = ("Model and inference", "Open slide / Visium", "Feature browser")
+    shells = {name: viewer.window.add_plugin_dock_widget("napari-pathsae", name)[1] for name in names}
+    qtbot.waitUntil(lambda: all(shell.panel is not None for shell in shells.values()), timeout=120_000)
+    qtbot.wait(300)  # each shell shares the column on the turn after its panel lands
+
+    def hidden_below(name: str) -> int:
+        return shells[name].scroll.verticalScrollBar().maximum()
+
+    assert hidden_below("Open slide / Visium") == 0 and hidden_below("Feature browser") == 0
+    scroll = shells["Model and inference"].scroll
+    button = shells["Model and inference"].panel.load_button.native
+    bottom = button.mapTo(scroll.viewport(), QPoint(0, button.height())).y()
+    assert 0 < bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())
+
+
 def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make_napari_viewer, qtbot, tmp_path):
     """The Model panel refuses a slide of unknown µm/px and says to open it again with one: doing so leaves one
     layer, the one the Model panel then uses (not two, with napari warning of inconsistent units)."""

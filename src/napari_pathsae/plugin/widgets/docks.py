@@ -13,11 +13,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..gc_freeze import freeze_imported_libraries
 from ..notify import report_error
+from .dock_heights import fit_column
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -43,13 +44,24 @@ def wants_height(widget: QWidget) -> bool:
 def scrolling(widget: QWidget) -> QScrollArea:
     """``widget`` in a scroll area that scrolls up and down: docked with others, a panel scrolls rather than
     grow napari past the screen (seven panels stacked made the window 2106 px high on a 1080 px screen)."""
-    scroll = QScrollArea()
+    scroll = FullHeightScroll()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(widget)
     widget.installEventFilter(FitWidth(scroll))  # parented: lives as long as the scroll area
     return scroll
+
+
+class FullHeightScroll(QScrollArea):
+    """A scroll area that asks for its widget's whole height: Qt's asks for 24 lines at most (336 px), so the
+    Model panel's form showed 336 px of its 629 in a dock twice that high, blank below."""
+
+    def sizeHint(self) -> QSize:
+        hint, widget = super().sizeHint(), self.widget()
+        if widget is None:
+            return hint
+        return QSize(hint.width(), widget.sizeHint().height() + 2 * self.frameWidth())
 
 
 class FitWidth(QObject):
@@ -95,6 +107,7 @@ class PanelShell(QWidget):
     PANEL = ""  # "module:Class" of the panel it holds
     TITLE = ""
     FREEZES_LIBRARIES = False  # the Model panel: no session exists before it (gc_freeze.py)
+    takes_height: bool | None = None  # once built: a table that takes the free height (True) or a form (False)
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
@@ -132,10 +145,12 @@ class PanelShell(QWidget):
         """The panel, imported and built on this thread if it is not yet (scripts and tests)."""
         if self.panel is None:
             importlib.import_module(self._module_name)
-            self._build()
+            self._build(fit=False)  # (the script arranges its docks itself)
         return self.panel
 
-    def _build(self) -> None:
+    def _build(self, fit: bool = True) -> None:
+        """The panel in its scroll area; with ``fit``, the dock column is shared again once it has landed
+        (dock_heights.py: each form shows its fields)."""
         if self.panel is not None:
             return
         if self.FREEZES_LIBRARIES:
@@ -150,12 +165,23 @@ class PanelShell(QWidget):
         widget = getattr(panel, "native", panel)  # magicgui panels dock their Qt widget
         self.scroll = scrolling(widget)
         self._layout.insertWidget(0, self.scroll)
-        if wants_height(widget):  # a table, a list: it takes the dock's height, as it would docked directly
+        self.takes_height = wants_height(widget)
+        if self.takes_height:  # a table, a list: it takes the dock's height, as it would docked directly
             self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # napari adds no stretch
             self._drop_stretch()  # (or drops the one it added below the waiting line)
         else:  # a form: its fields at the top, napari's stretch below (as docked directly)
             self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.panel = panel
+        if fit:
+            timer = QTimer(self)  # next turn: napari has docked this shell by then (a child: dies with it)
+            timer.setSingleShot(True)
+            timer.timeout.connect(self._fit_column)
+            timer.start(0)
+
+    def _fit_column(self) -> None:
+        dock = self.parentWidget()
+        if isinstance(dock, QDockWidget):
+            fit_column(dock)
 
     def _drop_stretch(self) -> None:
         for index in reversed(range(self._layout.count())):
