@@ -87,7 +87,7 @@ def test_panel_training_smoke(tmp_path):
 def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
     """Clicks and heartbeat phases in a real window on the her2st section, two pans each (CI runs it under Xvfb)."""
     command = [sys.executable, str(BENCHMARKS / "viewer_responsiveness.py"), str(her2st_model), "--moves", "2"]
-    command.append("--diagnose")  # its two extra phases run too
+    command += ["--diagnose", "--rounds", "2"]  # its two extra phases run too, and a second round of three
     done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "viewer_responsiveness.json").read_text())
@@ -102,6 +102,8 @@ def test_viewer_responsiveness_smoke(her2st_model, tmp_path):
     assert {"computing_unthrottled", "cached_beside_niced_torch"} <= set(heartbeat)  # (two pans: too short to compute)
     assert all(phase["gap_p99_ms"] > 0 for phase in result["heartbeat"].values())
     assert "busy_cached_heatmaps" in heartbeat and set(result["layer_turns"]) == {"frozen", "not_frozen"}
+    over_rounds = result["computing_p99_ratio_over_rounds"]
+    assert {load: len(r["over cached heatmaps"]["rounds"]) for load, r in over_rounds.items()} == {"idle": 2, "busy": 2}
     assert all(turn["longest_stall_ms"] > 0 for turns in result["layer_turns"].values() for turn in turns.values())
 
 
