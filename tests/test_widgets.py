@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
 
-from conftest import DATA, HER2ST_HE, HER2ST_OUTS, TINY_ENCODER
+from conftest import DATA, HER2ST_HE, HER2ST_OUTS, SVS, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.viewport import tiles_in_view
 from napari_pathsae.names import LayerKind, layer_kind
@@ -606,6 +606,13 @@ def test_panels_picked_one_by_one_each_show_their_fields(make_napari_viewer, qtb
     button = shells["Model and inference"].panel.load_button.native
     bottom = button.mapTo(scroll.viewport(), QPoint(0, button.height())).y()
     assert 0 < bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())
+    opener = shells["Open slide / Visium"].panel  # its status line grows the form: the column is shared again
+    opener.slide.value = SVS
+    qtbot.mouseClick(opener.open_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 1 and opener.open_button.enabled, timeout=60_000)
+    qtbot.wait(300)
+    assert "opened 1 layer" in opener.status.value
+    assert hidden_below("Open slide / Visium") == 0 and hidden_below("Feature browser") == 0
 
 
 def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make_napari_viewer, qtbot, tmp_path):

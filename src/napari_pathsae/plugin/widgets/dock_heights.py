@@ -2,10 +2,10 @@
 
 Qt shares a dock column's height by its own rules: the Model panel docked first, then the Open panel and
 the feature browser, was left two fields high (67 px for 629 px of fields) while the Open panel kept 70 px
-of blank space under its button. As a panel lands, the column is shared again once: each form gets its
-fields' height (at most FORM_SHARE of the column), tables and other panels that take height share the
-rest, and docks of napari or other plugins keep theirs. A column with tabs or side-by-side docks was
-arranged by someone (the user, ``pathsae demo``): it is left alone.
+of blank space under its button. As a panel lands, and when a form grows (a status line shows), the column
+is shared again: each form gets its fields' height (at most FORM_SHARE of the column), tables and other
+panels that take height share the rest, and docks of napari or other plugins keep theirs. A column with
+tabs or side-by-side docks was arranged by someone (the user, ``pathsae demo``): it is left alone.
 """
 
 from __future__ import annotations

@@ -61,7 +61,14 @@ class FullHeightScroll(QScrollArea):
         hint, widget = super().sizeHint(), self.widget()
         if widget is None:
             return hint
-        return QSize(hint.width(), widget.sizeHint().height() + 2 * self.frameWidth())
+        return QSize(hint.width(), whole_height(widget, self.viewport().width()) + 2 * self.frameWidth())
+
+
+def whole_height(widget: QWidget, width: int) -> int:
+    """The height ``widget`` needs at ``width``: its wrapped status lines included (a size hint wraps them at
+    a width of Qt's choosing)."""
+    fitted = widget.heightForWidth(width) if widget.hasHeightForWidth() else -1
+    return fitted if fitted > 0 else widget.sizeHint().height()
 
 
 class FitWidth(QObject):
@@ -172,10 +179,21 @@ class PanelShell(QWidget):
             self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.panel = panel
         if fit:
-            timer = QTimer(self)  # next turn: napari has docked this shell by then (a child: dies with it)
-            timer.setSingleShot(True)
-            timer.timeout.connect(self._fit_column)
-            timer.start(0)
+            self._fit_soon = QTimer(self)  # next turn: napari has docked this shell by then (a child: dies with it)
+            self._fit_soon.setSingleShot(True)
+            self._fit_soon.timeout.connect(self._fit_column)
+            self._fit_soon.start(0)
+            self._fitted_height = whole_height(widget, self.scroll.viewport().width())
+            widget.installEventFilter(self)  # a form that grows (a status line) is given the height again
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.scroll.widget():
+            height = whole_height(watched, self.scroll.viewport().width())
+            if height > self._fitted_height:
+                self._fitted_height = height
+                self.scroll.updateGeometry()  # its size hint follows its widget's (Qt's layout caches it)
+                self._fit_soon.start(0)
+        return False
 
     def _fit_column(self) -> None:
         dock = self.parentWidget()
