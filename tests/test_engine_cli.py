@@ -194,6 +194,16 @@ def test_two_slides_on_a_two_worker_local_cluster(tmp_path):
         np.testing.assert_allclose(store.embeddings()[:], reference, atol=2e-3)
 
 
+def test_a_file_given_as_a_store_is_named_and_kept(tmp_path):
+    """A tired user points at their notes instead of the store: one line says so, the file is left as it was."""
+    notes = tmp_path / "notes.zarr"
+    notes.write_text("my notes")
+    command = [sys.executable, "-m", "napari_pathsae.cli", "train", str(notes), "-o", str(tmp_path / "sae")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().endswith("is a file, not a store (a store is a folder)")
+    assert result.stderr.count("\n") == 1 and notes.read_text() == "my notes" and not (tmp_path / "sae").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -139,6 +139,8 @@ class TileStore:
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> TileStore:
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise PathsaeError(f"{path} is a file, not a store (a store is a folder)")
         if not path.is_dir():
             raise PathsaeError(f"no store at {path}")
         try:
