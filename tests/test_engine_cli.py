@@ -194,12 +194,18 @@ def test_two_slides_on_a_two_worker_local_cluster(tmp_path):
         np.testing.assert_allclose(store.embeddings()[:], reference, atol=2e-3)
 
 
-def test_a_file_given_as_a_store_is_named_and_kept(tmp_path):
-    """A tired user points at their notes instead of the store: one line says so, the file is left as it was."""
+@pytest.mark.parametrize("command", ["train", "embed"])
+def test_a_file_given_as_a_store_is_named_and_kept(tmp_path, command):
+    """A tired user points at their notes instead of the store (to read, or to embed into): one line says so,
+    before the model loads (no random-weights note first), and the file is left as it was."""
     notes = tmp_path / "notes.zarr"
     notes.write_text("my notes")
-    command = [sys.executable, "-m", "napari_pathsae.cli", "train", str(notes), "-o", str(tmp_path / "sae")]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    args = {
+        "train": ["train", str(notes), "-o", str(tmp_path / "sae")],
+        "embed": ["embed", str(SVS), "-o", str(notes), "--encoder", "vit_tiny_patch16_224"],
+    }[command]
+    result = subprocess.run([sys.executable, "-m", "napari_pathsae.cli", *args], capture_output=True, text=True,
+                            cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1 and result.stderr.strip().endswith("is a file, not a store (a store is a folder)")
     assert result.stderr.count("\n") == 1 and notes.read_text() == "my notes" and not (tmp_path / "sae").exists()
 
@@ -213,6 +219,7 @@ def test_a_file_given_as_a_store_is_named_and_kept(tmp_path):
         (["embed", str(SVS), "-o", "x.zarr", "--tile-px", "0"], "--tile-px: 0 must be between 16 and 4096"),
         (["train", "nowhere.zarr", "-o", "sae"], "no store at"),
         (["encode", "nowhere.zarr", "--sae", "sae"], "not an SAE folder"),
+        (["encode", "nowhere.zarr", "--sae", "."], "not an SAE folder (needs cfg.json and sae_weights.safetensors)"),
     ],
 )
 def test_engine_user_errors(tmp_path, args, message):

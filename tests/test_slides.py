@@ -212,8 +212,9 @@ def test_the_numpy_backend_opens_exact_pixels_and_refuses_other_arrays(tmp_path)
 
 
 def test_a_folder_is_named_as_a_folder(tmp_path):
-    with pytest.raises(PathsaeError, match="is a folder, not a slide file"):
+    with pytest.raises(PathsaeError, match="is a folder, not a slide file") as raised:
         open_slide(tmp_path)
+    assert "the Open panel's Visium field, the CLI's --visium" in str(raised.value)  # not a Python function's name
 
 
 def test_with_mpp_returns_a_copy_and_leaves_the_slide_as_read():

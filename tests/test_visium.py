@@ -189,3 +189,11 @@ def test_visium_errors_are_one_clear_line(tmp_path):
     adata.write_h5ad(tmp_path / "plain.h5ad")
     with pytest.raises(PathsaeError, match=r"obsm\['spatial'\] is there but uns\['spatial'\]"):
         open_visium(tmp_path / "plain.h5ad")
+
+
+def test_a_preview_png_given_as_the_slide_is_named_as_a_preview():
+    """Seen in a journey: a folder with only its lowres PNG, that PNG given as the slide, was refused as "not the
+    slide these spots were registered to" (true, but no hint that a preview cannot be tiled)."""
+    with pytest.raises(PathsaeError) as raised:
+        open_visium(CYTASSIST, fullres_image=CYTASSIST / "spatial" / "tissue_lowres_image.png")
+    assert str(raised.value).startswith("tissue_lowres_image.png is the sample's lowres preview, too coarse to tile")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
 
-from conftest import DATA, HER2ST_HE, HER2ST_OUTS, SVS, TINY_ENCODER
+from conftest import CYTASSIST, DATA, HER2ST_HE, HER2ST_OUTS, SVS, TINY_ENCODER
 from napari_pathsae.data.store import TileStore
 from napari_pathsae.data.viewport import tiles_in_view
 from napari_pathsae.names import LayerKind, layer_kind
@@ -274,6 +274,8 @@ def test_region_export_writes_the_drawn_tiles_and_spots(explorer, qtbot, tmp_pat
     layer = panel.add_region_layer()
     top_left, bottom_right = np.array([4000.0, 5000.0]), np.array([7000.0, 8500.0])  # world µm (row, col)
     layer.add_rectangles(np.array([top_left, bottom_right]))
+    # the outline is a few screen pixels at the zoom it is drawn at, whatever the world units (it was 20 µm)
+    assert layer.edge_width[0] * camera_of(viewer).zoom == pytest.approx(3)
     panel.output.value = tmp_path / "region.csv"
     panel.export_button.clicked()
     qtbot.waitUntil(lambda: "tiles →" in panel.status.value or "error" in panel.status.value, timeout=60_000)
@@ -614,6 +616,17 @@ def test_panels_picked_one_by_one_each_show_their_fields(make_napari_viewer, qtb
     assert "opened 1 layer" in opener.status.value
     assert hidden_below("Open slide / Visium") == 0 and hidden_below("Feature browser") == 0
 
+    def shown_whole(label) -> bool:  # every pixel of the line on screen (not cut by the dock's edge)
+        return label.isVisible() and label.visibleRegion().boundingRect().size() == label.size()
+
+    assert shown_whole(opener.status.native)
+    # the Model panel scrolls (its fields are longer than its share), yet what a click did is in view: a
+    # journey found its "trained …" line cut in half by the dock's edge, and the region export's out of sight
+    model = shells["Model and inference"].panel
+    model.status.value = "trained an SAE of 53 features on 94 tiles, 3% never active, FVU 0.005, saved in " + "x" * 80
+    qtbot.wait(300)
+    assert hidden_below("Model and inference") > 0 and shown_whole(model.status.native)
+
 
 def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make_napari_viewer, qtbot, tmp_path):
     """The Model panel refuses a slide of unknown µm/px and says to open it again with one: doing so leaves one
@@ -636,3 +649,63 @@ def test_a_slide_opened_again_with_its_resolution_replaces_the_unscaled_one(make
     assert len(viewer.layers) == 1 and viewer.layers[0].metadata["pathsae"]["world_mpp"] == 0.5
     model.reset_choices()
     assert model.slide_layer.value == viewer.layers[0].name
+
+
+def test_removing_the_slide_layer_unloads_its_model_and_its_exploration_comes_back(
+    make_napari_viewer, qtbot, her2st_model, tmp_path
+):
+    """Seen in a journey: the slide layer deleted, its model went on computing a slide no longer shown (the
+    Model panel's Slide box said "(none)"). Now the model is unloaded at once, saying so, the spots stay,
+    and what was on screen is saved: Load on the reopened slide brings the features back."""
+    from napari_pathsae.plugin.widgets.model_panel import NO_MODEL, UNLOADED
+
+    viewer = make_napari_viewer()
+    image, spots = open_section(viewer, qtbot)
+    panel, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
+    session = state.session
+    state.select([3, 5])
+    state.painter.settle_now()
+    assert state.painter.composite() is not None
+    another = {"pathsae": {"kind": LayerKind.SLIDE, "path": str(DATA / "other.png")}}
+    other = viewer.add_image(np.zeros((8, 8)), name="another slide", metadata=another)
+    viewer.layers.remove(other)  # another file's slide: the model stays
+    assert state.session is session
+    assert panel.compute_whole_slide() > 0 and state.worker.pending > 0  # computing as the slide goes
+    viewer.layers.remove(image)
+    assert state.session is None and state.worker is None
+    assert panel.status.value == UNLOADED and panel.model_info.value == NO_MODEL
+    # heatmaps and concepts go one per event-loop turn (each a napari layer removal), the spots stay
+    qtbot.waitUntil(lambda: [layer.name for layer in viewer.layers] == [spots.name], timeout=10_000)
+    qtbot.waitUntil(lambda: "pathsae-viewport" not in [t.name for t in threading.enumerate()], timeout=60_000)
+    from napari_pathsae.plugin.widgets.concepts_panel import ConceptsPanel
+
+    concepts = ConceptsPanel(viewer)
+    concepts.run()
+    assert panel.compute_whole_slide() == 0 and panel.status.value == "load a model first"  # said where clicked
+    assert concepts.status.value == "load a model with an SAE first (Model panel)"
+    assert TileStore.open(tmp_path / "lazy.zarr").embedded_tiles().sum() > 0  # what was computed is kept
+
+    open_section(viewer, qtbot)
+    panel.reset_choices()
+    panel.slide_layer.value = next(layer.name for layer in viewer.layers if layer_kind(layer) == LayerKind.SLIDE)
+    panel.load_button.clicked()
+    qtbot.waitUntil(lambda: state.session is not None and state.selected == [3, 5], timeout=60_000)
+    assert "exploration restored" in panel.status.value
+    state.close()
+
+
+def test_a_sample_with_only_its_preview_says_features_need_the_full_resolution_slide(make_napari_viewer, qtbot):
+    """The CytAssist folder holds its lowres PNG only: it opens (spots on the preview), and Load says in one line
+    why nothing can be computed on it, not "open the sample with its full-resolution slide" alone."""
+    from napari_pathsae.plugin.widgets.model_panel import ModelPanel
+    from napari_pathsae.plugin.widgets.open_sample import OpenSampleWidget
+
+    viewer = make_napari_viewer()
+    opener, model = OpenSampleWidget(viewer), ModelPanel(viewer)
+    opener.visium.value = CYTASSIST
+    opener.open()
+    qtbot.waitUntil(lambda: opener.open_button.enabled and len(viewer.layers) == 2, timeout=60_000)
+    model.encoder.value = TINY_ENCODER
+    model.load_button.clicked()
+    assert model.status.value.startswith("tissue_lowres_image.png is the sample's lowres preview, too coarse to tile")
+    assert state_for(viewer).session is None and model.load_button.enabled

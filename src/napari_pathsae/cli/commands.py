@@ -24,6 +24,7 @@ def _progress_printer(label: str):
 
 def _embed(args: argparse.Namespace) -> None:
     from ..data.identity import visium_fingerprint
+    from ..data.store import refuse_a_file
     from ..data.tiles import TileGeometry
     from ..engine.embed import EmbedOptions, open_tiles, summary_line
 
@@ -46,8 +47,10 @@ def _embed(args: argparse.Namespace) -> None:
             raise PathsaeError(f"no such slide: {slide}")
     if args.visium and len(args.slides) > 1:
         raise PathsaeError("--visium belongs to one section: embed its slide alone")
-    if len(args.slides) == 1 and not args.scheduler and not args.output.parent.is_dir():
-        raise PathsaeError(f"no folder {args.output.parent} for the store")
+    if len(args.slides) == 1 and not args.scheduler:
+        if not args.output.parent.is_dir():
+            raise PathsaeError(f"no folder {args.output.parent} for the store")
+        refuse_a_file(args.output)  # before the model loads (its notes would come first)
     slide_mpp = args.slide_mpp
     if args.visium:  # opened (and so checked) whether or not its µm/px is needed
         from ..io.visium import open_visium

@@ -128,6 +128,14 @@ def _check_sae_unchanged(store: Path, name: str, sae: dict) -> None:
         )
 
 
+def refuse_a_file(path: str | Path) -> Path:
+    """``path`` as a Path; PathsaeError when it is a file (a store is a folder), before anything is loaded."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PathsaeError(f"{path} is a file, not a store (a store is a folder)")
+    return path
+
+
 @dataclass
 class TileStore:
     """Handle on a store; create with ``TileStore.create_or_resume`` or open with ``TileStore.open``."""
@@ -138,9 +146,7 @@ class TileStore:
     # --- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> TileStore:
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise PathsaeError(f"{path} is a file, not a store (a store is a folder)")
+        path = refuse_a_file(path)
         if not path.is_dir():
             raise PathsaeError(f"no store at {path}")
         try:

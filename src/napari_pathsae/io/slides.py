@@ -26,7 +26,7 @@ def open_slide(path: str | Path, mpp: float | None = None, backend: str | None =
     if chosen is None and path.is_dir():
         raise PathsaeError(
             f"{path} is a folder, not a slide file (a DICOM slide's folder holds .dcm files; "
-            "a Visium folder opens with open_visium)"
+            "a Visium outs/ folder opens as a sample: the Open panel's Visium field, the CLI's --visium)"
         )
     if chosen is None:
         raise UnsupportedFileError(

@@ -33,6 +33,18 @@ POSITION_COLUMNS = [
     "pxl_col_in_fullres",
 ]
 _BIN_FOLDER = re.compile(r"square_(\d+)um$")
+#: Space Ranger's downscaled copies of the H&E: shown in napari, never tiled.
+_PREVIEW = re.compile(r"tissue_(hires|lowres)_image\.png")
+
+
+def refuse_preview(path: str | Path | None) -> None:
+    """PathsaeError when ``path`` is a Space Ranger preview PNG: tiles are cut from the full-resolution H&E."""
+    found = path is not None and _PREVIEW.fullmatch(Path(path).name)
+    if found:
+        raise PathsaeError(
+            f"{Path(path).name} is the sample's {found.group(1)} preview, too coarse to tile: features need the "
+            "full-resolution H&E the sample was made from (a folder with only the previews cannot be analysed)"
+        )
 
 
 @dataclass
@@ -334,6 +346,7 @@ def _read_h5ad(path: Path):
 
 def _check_fullres_matches(fullres: Slide, shown: Slide | None, scalefactors: dict, kind: str) -> None:
     """The full-resolution slide must be the image Space Ranger's PNGs were scaled from."""
+    refuse_preview(fullres.path)
     if shown is None or kind not in ("hires", "lowres"):
         return
     expected = np.array(shown.shape_yx) / float(scalefactors[f"tissue_{kind}_scalef"])

@@ -101,6 +101,9 @@ class Demo:
     def _session_ready(self) -> None:
         session = self.state.session
         model = self.panels["Model and inference"]
+        if session is None:  # unloaded: the user removed the slide
+            self.state.session_changed.disconnect(self._session_ready)
+            return
         if not session.n_features:  # first run: compute the slide, then train from the panel
             model.train_output.value = self.folder / "sae"
             model.train()

@@ -102,12 +102,16 @@ def _apply_layer_settings(viewer, saved: dict) -> None:
 
 
 REGION_LAYER = "pathsae region"
+#: A region's outline is drawn this many screen pixels wide at the zoom it is drawn at (not in µm: 20 µm hid
+#: a quarter of a small image's tiles).
+REGION_EDGE_PX = 3
 
 
 def add_region_layer(viewer, units: str, name: str = REGION_LAYER):
     """A Shapes layer for drawing a region (rectangle mode), marked as the plugin's region."""
     layer = viewer.add_shapes(
-        name=name, edge_color="cyan", face_color="transparent", edge_width=20, units=units,
+        name=name, edge_color="cyan", face_color="transparent", edge_width=REGION_EDGE_PX / camera_of(viewer).zoom,
+        units=units,
         metadata={"pathsae": {"kind": LayerKind.REGION}},
     )  # fmt: skip
     layer.mode = "add_rectangle"

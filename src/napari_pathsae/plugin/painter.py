@@ -198,6 +198,12 @@ class HeatmapPainter:
             self._lookup = (session, tile_lookup(session.grid_index, session.placement.grid_shape))
         return tiles_text(session, self._lookup[1], rowcol, features)
 
+    def forget(self) -> None:
+        """Nothing shown or pending (the session is unloading; its layers are removed by the state)."""
+        self._shown, self._grids, self._to_add, self._to_remove, self._lookup = [], {}, [], [], None
+        self._settle_soon.stop()
+        self._repaint_soon.stop()
+
     def resume(self) -> None:
         """Go on adding, removing and repainting (the window was not closed after all)."""
         self._settle_soon.start()

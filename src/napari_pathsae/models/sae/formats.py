@@ -69,10 +69,13 @@ def sae_layer(cfg: dict) -> str:
 
 def read_cfg(directory: str | Path) -> dict:
     """An SAE folder's cfg.json, without loading its weights."""
+    path = Path(directory) / CFG
+    if not path.is_file():
+        raise PathsaeError(f"{directory}: not an SAE folder (needs {CFG} and {WEIGHTS})")
     try:
-        return json.loads((Path(directory) / CFG).read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise PathsaeError(f"{directory}: not an SAE folder ({exc})") from None
+        raise PathsaeError(f"{directory}: not an SAE folder ({CFG}: {exc})") from None
 
 
 def sae_weights_sha256(directory: str | Path) -> str:

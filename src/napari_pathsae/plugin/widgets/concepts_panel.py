@@ -10,7 +10,6 @@ from ...data.exploration import Concepts
 from ...errors import PathsaeError
 from ...names import LayerKind
 from ..background import run_in_background
-from ..notify import report_error
 from ..state import state_for
 from .label_legend import fill_legend, legend_table
 from .panel import Panel, status_label
@@ -57,7 +56,7 @@ class ConceptsPanel(Panel, Container):
     def run(self):
         session = self.state.session
         if session is None or not session.n_features:
-            report_error(PathsaeError("load a model with an SAE first (Model panel)"))
+            self.fail(PathsaeError("load a model with an SAE first (Model panel)"))
             return None
         self.run_button.enabled = False
         self.status.value = "clustering…"

@@ -43,7 +43,7 @@ def _whole_height(dock: QDockWidget, takes_height: bool) -> int | None:
     scroll = getattr(shell, "scroll", None)
     if not isinstance(scroll, QScrollArea) or getattr(shell, "takes_height", None) is not takes_height:
         return None
-    return dock.height() - shell.height() + scroll.sizeHint().height()  # its title bar, then the panel
+    return dock.height() - shell.height() + shell.panel_height()  # its title bar, then the panel
 
 
 def form_height(dock: QDockWidget) -> int | None:

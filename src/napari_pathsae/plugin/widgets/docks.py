@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: How often the shell looks whether its panel's module is imported (a timer on the UI thread, no signal
 #: from the thread: closing napari mid-import then finds no deleted Qt object).
 POLL_MS = 50
+#: Qt's largest widget size (QWIDGETSIZE_MAX, not exported by PyQt6).
+QWIDGETSIZE_MAX = (1 << 24) - 1
 #: Vertical size policies of a widget that takes the dock's free height (napari adds no stretch below it).
 WANTS_HEIGHT = (QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding, QSizePolicy.Policy.Ignored)
 #: The waiting line's width: napari's dock title ("Model and inference (napari-pathsae)") and its buttons fit
@@ -62,6 +64,28 @@ class FullHeightScroll(QScrollArea):
         if widget is None:
             return hint
         return QSize(hint.width(), whole_height(widget, self.viewport().width()) + 2 * self.frameWidth())
+
+
+def _status_footer(panel) -> QWidget | None:
+    """A magicgui form's status line, taken out of its scroll area to sit below it: what a click did stays in
+    view however far the form scrolls (a journey found the Model panel's "trained …" line cut by the dock's
+    edge and the region export's line out of sight). None for other panels (their status is in their table)."""
+    status = getattr(panel, "status", None)
+    if status is None or not hasattr(panel, "remove") or status not in panel:
+        return None
+    label = status.native
+    label.setParent(None)  # out of its labelled row first: the row is deleted with its children
+    panel.remove(status)
+    label.setContentsMargins(4, 2, 4, 4)
+    # as wide as the dock, as high as its wrapped lines there (magicgui's fixed size wrapped it at its own width)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return label
+
+
+def fit_footer(footer: QLabel) -> None:
+    """No blank line under the form while the status says nothing (kept shown, 0 px high: a hidden label's
+    new text would ask for no layout, and magicgui's Label has no changed signal)."""
+    footer.setMaximumHeight(QWIDGETSIZE_MAX if footer.text() else 0)
 
 
 def whole_height(widget: QWidget, width: int) -> int:
@@ -116,6 +140,7 @@ class PanelShell(QWidget):
     TITLE = ""
     FREEZES_LIBRARIES = False  # the Model panel: no session exists before it (gc_freeze.py)
     takes_height: bool | None = None  # once built: a table that takes the free height (True) or a form (False)
+    footer: QWidget | None = None  # once built: the form's status line, shown below its scroll area
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
@@ -124,6 +149,7 @@ class PanelShell(QWidget):
         self._module_name, self._class_name = self.PANEL.split(":")
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(0)  # (the status line's margins space it from the form)
         imported = fully_imported(self._module_name)  # then built on the next turn: the click returns once docked
         self._waiting = QLabel(f"opening {self.TITLE}" + ("…" if imported else ": importing its libraries…"))
         self._waiting.setWordWrap(True)
@@ -171,6 +197,10 @@ class PanelShell(QWidget):
         widget = getattr(panel, "native", panel)  # magicgui panels dock their Qt widget
         self.scroll = scrolling(widget)
         self._layout.insertWidget(0, self.scroll)
+        self.footer = _status_footer(panel)
+        if self.footer is not None:
+            self._layout.insertWidget(1, self.footer)
+            fit_footer(self.footer)
         self.takes_height = wants_height(widget)
         if self.takes_height:  # a table, a list: it takes the dock's height, as it would docked directly
             self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)  # napari adds no stretch
@@ -183,12 +213,22 @@ class PanelShell(QWidget):
             self._fit_soon.setSingleShot(True)
             self._fit_soon.timeout.connect(self._fit_column)
             self._fit_soon.start(0)
-            self._fitted_height = whole_height(widget, self.scroll.viewport().width())
+            self._fitted_height = self.panel_height()
             widget.installEventFilter(self)  # a form that grows (a status line) is given the height again
+            self.installEventFilter(self)  # (the status line is in the shell, below the scroll area)
+
+    def panel_height(self) -> int:
+        """The height the built panel needs to show whole: its form, then its status line."""
+        height = self.scroll.sizeHint().height()
+        if self.footer is not None and self.footer.text():
+            height += whole_height(self.footer, self.scroll.width())
+        return height
 
     def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.LayoutRequest and watched is self.scroll.widget():
-            height = whole_height(watched, self.scroll.viewport().width())
+        if event.type() == QEvent.Type.LayoutRequest and watched in (self.scroll.widget(), self):
+            if self.footer is not None:
+                fit_footer(self.footer)
+            height = self.panel_height()
             if height > self._fitted_height:
                 self._fitted_height = height
                 self.scroll.updateGeometry()  # its size hint follows its widget's (Qt's layout caches it)

@@ -23,7 +23,7 @@ from ...data.tiles import TileGeometry
 from ...engine.embed import EmbedOptions
 from ...engine.session import ExplorerSession
 from ...errors import Cancelled, PathsaeError
-from ...io.visium import open_visium
+from ...io.visium import open_visium, refuse_preview
 from ...models.encoders import PRESETS
 from ...models.encoders.device import DTYPES
 from ...models.sae import architectures
@@ -41,6 +41,10 @@ NONE = "(none)"
 
 class TrainingCancelled(Cancelled):
     pass
+
+
+NO_MODEL = "no model loaded"
+UNLOADED = "slide layer removed: model unloaded (its tiles are kept in the store); open the slide and Load to go on"
 
 
 def default_store_path(slide_path: str, encoder_spec: str) -> Path:
@@ -95,7 +99,7 @@ class ModelPanel(Panel, Container):
             "differ near a TopK threshold; fp32 gives the same numbers whatever the batch",
         )  # fmt: skip
         self.load_button = PushButton(text="Load model", tooltip="load the encoder (and SAE) and open the store")
-        self.model_info = Label(value="no model loaded", tooltip="the encoder, its weights and the SAE in use")
+        self.model_info = Label(value=NO_MODEL, tooltip="the encoder, its weights and the SAE in use")
         self.follow_view = CheckBox(
             text="Compute tiles in view", value=True, tooltip="compute the tiles the camera shows as you pan"
         )
@@ -197,8 +201,7 @@ class ModelPanel(Panel, Container):
             raise PathsaeError(
                 "this slide's µm/px is unknown (tiles are sized in µm): open it again in the Open panel with its µm/px"
             )
-        if re.fullmatch(r"tissue_(hires|lowres)_image\.png", Path(meta["path"]).name):
-            raise PathsaeError("this is a Visium preview PNG; open the sample with its full-resolution slide")
+        refuse_preview(meta["path"])
         spots, spots_mpp = None, None
         if self.spots_layer.value not in (None, NONE):
             spots_meta = self._viewer.layers[self.spots_layer.value].metadata["pathsae"]
@@ -255,7 +258,12 @@ class ModelPanel(Panel, Container):
         """The fields say what the session is (loaded here, imported, or a slide opened by the Cohort panel),
         so that Load or Train act on the slide on screen, not on what was typed before."""
         session = self.state.session
-        if session is None:
+        if session is None:  # unloaded: its slide layer was removed
+            self._train_after_slide = None
+            self._close_slide_progress(None)
+            self.model_info.value = NO_MODEL
+            self.status.value = UNLOADED
+            self._update_train_button()
             return
         provenance = session.store.provenance
         self.store.value = session.store.path
@@ -332,7 +340,7 @@ class ModelPanel(Panel, Container):
     def compute_whole_slide(self) -> int:
         """Queue every tile not computed yet; returns how many."""
         if self.state.worker is None:
-            report_error(PathsaeError("load a model first"))
+            self.fail(PathsaeError("load a model first"))
             return 0
         total = self.state.worker.compute_whole_slide()
         self._close_slide_progress(None)
@@ -435,6 +443,9 @@ class ModelPanel(Panel, Container):
             self._training_ended()
             self.train_progress.value = 1000
             self.sae_dir.value = output
+            if self.state.session is not session:  # unloaded meanwhile (its slide layer was removed)
+                self.status.value = f"the SAE is saved in {output}; {UNLOADED}"
+                return
             self._loaded(session)
             self.status.value = training_summary(output, metrics)
             self.status.tooltip = f"the SAE is saved in {output}"
