@@ -657,12 +657,17 @@ def test_removing_the_slide_layer_unloads_its_model_and_its_exploration_comes_ba
     """Seen in a journey: the slide layer deleted, its model went on computing a slide no longer shown (the
     Model panel's Slide box said "(none)"). Now the model is unloaded at once, saying so, the spots stay,
     and what was on screen is saved: Load on the reopened slide brings the features back."""
+    from napari_pathsae.plugin.widgets.concepts_panel import ConceptsPanel
     from napari_pathsae.plugin.widgets.model_panel import NO_MODEL, UNLOADED
 
     viewer = make_napari_viewer()
     image, spots = open_section(viewer, qtbot)
     panel, state = load_model(viewer, qtbot, tmp_path / "lazy.zarr", her2st_model / "sae")
     session = state.session
+    concepts = ConceptsPanel(viewer)
+    session.compute(np.arange(64))  # concepts over the tiles computed so far
+    concepts.run()
+    qtbot.waitUntil(lambda: concepts.status.value.endswith("computed tiles"), timeout=60_000)
     state.select([3, 5])
     state.painter.settle_now()
     assert state.painter.composite() is not None
@@ -677,9 +682,7 @@ def test_removing_the_slide_layer_unloads_its_model_and_its_exploration_comes_ba
     # heatmaps and concepts go one per event-loop turn (each a napari layer removal), the spots stay
     qtbot.waitUntil(lambda: [layer.name for layer in viewer.layers] == [spots.name], timeout=10_000)
     qtbot.waitUntil(lambda: "pathsae-viewport" not in [t.name for t in threading.enumerate()], timeout=60_000)
-    from napari_pathsae.plugin.widgets.concepts_panel import ConceptsPanel
-
-    concepts = ConceptsPanel(viewer)
+    assert concepts.status.value == "" and concepts.legend.rowCount() == 0  # not "8 concepts …" of a gone model
     concepts.run()
     assert panel.compute_whole_slide() == 0 and panel.status.value == "load a model first"  # said where clicked
     assert concepts.status.value == "load a model with an SAE first (Model panel)"

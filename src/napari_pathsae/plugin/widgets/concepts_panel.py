@@ -118,6 +118,8 @@ class ConceptsPanel(Panel, Container):
         self.layer = layers[0] if layers else None
         if concepts is None or self.layer is None:
             self.legend.setRowCount(0)
+            if self.status.value.endswith("computed tiles"):  # the concepts it names are gone
+                self.status.value = ""
             return
         legend = concept_legend(concepts.profiles, concepts.labels, session.labels)
         records = legend.itertuples(index=False)
