@@ -62,10 +62,9 @@ class ExplorerState(QObject):
             viewer.canvas.overlay_tiling.top_left = "vertical"
 
     def set_session(self, session: ExplorerSession) -> None:
-        for layer in self._leftovers:  # an unloaded session's layers still there go first (they share names)
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self._leftovers = []
+        while self._leftovers:  # an unloaded session's layers still there go first (they share names)
+            self._drop_leftover()
+        self._drop_soon.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.session is not None:

@@ -118,8 +118,7 @@ class ConceptsPanel(Panel, Container):
         self.layer = layers[0] if layers else None
         if concepts is None or self.layer is None:
             self.legend.setRowCount(0)
-            if self.status.value.endswith("computed tiles"):  # the concepts it names are gone
-                self.status.value = ""
+            self.status.value = ""  # what it said was about concepts now gone (an unloaded model, another SAE)
             return
         legend = concept_legend(concepts.profiles, concepts.labels, session.labels)
         records = legend.itertuples(index=False)
